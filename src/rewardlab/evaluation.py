@@ -1,0 +1,90 @@
+"""Metrics of reward differences against the dataset's labels. Pure: arrays in, dict out.
+
+Every metric reads Δ = r(chosen) - r(rejected): a pair counts as correct only when Δ > 0, so a
+tie (Δ == 0) is wrong, which keeps a constant model from scoring 0.5 for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardlab.losses import preference_loss
+
+__all__ = ["accuracy", "expected_calibration_error", "preference_metrics"]
+
+
+def accuracy(delta: np.ndarray | torch.Tensor) -> float:
+    """Share of pairs with Δ > 0 (ties count as wrong). ``delta``: ``[N]``."""
+    d = np.asarray(delta, dtype=np.float64)
+    return float((d > 0).mean()) if d.size else float("nan")
+
+
+def expected_calibration_error(delta: np.ndarray | torch.Tensor, *, bins: int = 10) -> float:
+    """Top-label ECE of P(chosen ≻ rejected) = σ(Δ), with ``bins`` equal-width confidence bins.
+
+    Each pair's prediction is the more likely side, with confidence max(σ(Δ), 1 - σ(Δ)) in
+    [0.5, 1]; ECE is the weighted mean gap between confidence and accuracy over the bins. Ties
+    (Δ == 0) predict neither side and count as wrong, as in :func:`accuracy`.
+    """
+    d = np.asarray(delta, dtype=np.float64)
+    if d.size == 0:
+        return float("nan")
+    p = 1.0 / (1.0 + np.exp(-np.clip(d, -500, 500)))
+    conf = np.maximum(p, 1 - p)
+    correct = (d > 0).astype(np.float64)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(conf[in_bin].mean() - correct[in_bin].mean())
+    return float(ece)
+
+
+def preference_metrics(
+    delta: np.ndarray | torch.Tensor, *, source: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """All metrics for an ensemble's Δ.
+
+    Args:
+        delta: ``[M, N]`` (members × pairs) or ``[N]``. The ensemble's prediction is the mean
+            over members.
+        source: optional ``[N]`` labels (e.g. the file each pair came from) for per-source
+            accuracy.
+
+    Returns:
+        ``{"n", "members", "accuracy", "mean_delta", "bt_loss", "ece", "member_accuracy",
+        "member_accuracy_mean", "accuracy_by_source"?}``, where ``accuracy`` is that of the
+        mean Δ.
+    """
+    d = torch.as_tensor(np.asarray(delta, dtype=np.float32))
+    if d.dim() == 1:
+        d = d.unsqueeze(0)
+    if d.dim() != 2:
+        raise ValueError(f"delta must be [N] or [M, N], got shape {tuple(d.shape)}")
+    mean = d.mean(dim=0)
+    member_acc = [accuracy(row) for row in d]
+    out: dict[str, Any] = {
+        "n": int(d.shape[1]),
+        "members": int(d.shape[0]),
+        "accuracy": accuracy(mean),
+        "mean_delta": float(mean.mean()) if mean.numel() else float("nan"),
+        "bt_loss": float(preference_loss(mean)) if mean.numel() else float("nan"),
+        "ece": expected_calibration_error(mean),
+        "member_accuracy": member_acc,
+        "member_accuracy_mean": float(np.mean(member_acc)),
+    }
+    if source is not None:
+        labels = np.asarray([str(s) for s in source])
+        if labels.shape[0] != d.shape[1]:
+            raise ValueError(f"source has {labels.shape[0]} entries for {d.shape[1]} pairs")
+        out["accuracy_by_source"] = {
+            str(s): {"n": int((labels == s).sum()), "accuracy": accuracy(mean[labels == s])}
+            for s in sorted(set(labels.tolist()))
+        }
+    return out

@@ -1,0 +1,71 @@
+"""The preference loss family, as one pure function of tensors.
+
+Sign convention everywhere in rewardlab: ``delta = r(x, y_chosen) - r(x, y_rejected)``, so a
+positive Δ means the model prefers the response labelled ``chosen``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["preference_loss", "preference_probability"]
+
+
+def _as_pair_tensor(value: float | torch.Tensor, delta: torch.Tensor, name: str) -> torch.Tensor:
+    """A scalar or a tensor of exactly ``delta``'s shape, on ``delta``'s device and dtype.
+
+    Refusing other shapes is deliberate: a ``[B]`` margin against ``[B, 1]`` rewards would
+    otherwise broadcast silently to ``[B, B]`` (a known bug in other toolkits).
+    """
+    if not torch.is_tensor(value):
+        return torch.as_tensor(value, dtype=delta.dtype, device=delta.device)
+    if value.dim() > 0 and value.shape != delta.shape:
+        raise ValueError(
+            f"{name} has shape {tuple(value.shape)} but delta has shape {tuple(delta.shape)}; "
+            f"pass a scalar or one value per pair (squeeze [B, 1] rewards to [B] first)"
+        )
+    return value.to(device=delta.device, dtype=delta.dtype)
+
+
+def preference_loss(
+    delta: torch.Tensor,
+    *,
+    target: float | torch.Tensor = 1.0,
+    margin: float | torch.Tensor = 0.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Bradley-Terry loss with soft targets and margins.
+
+    ``L = -[t · log σ(Δ - m) + (1 - t) · log σ(-(Δ - m))]``
+
+    * ``t = 1, m = 0``: Bradley-Terry, ``-log σ(Δ)``.
+    * ``t = 1 - α``: label smoothing (the paper's ``-(1-α) log p - α log(1-p)``).
+    * ``m = û``: the adaptive margin, ``-log σ(Δ - û)``.
+    * ``t = 0``: a flipped label.
+
+    Args:
+        delta: ``[...]`` reward differences, chosen minus rejected.
+        target: probability that ``chosen`` is preferred; a scalar or one value per pair
+            (same shape as ``delta``).
+        margin: subtracted from Δ before the sigmoid; scalar or same shape as ``delta``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-pair losses, shape of ``delta``).
+
+    Uses ``logsigmoid``, so it stays finite for |Δ| up to 1e4 and beyond.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    t = _as_pair_tensor(target, delta, "target")
+    m = _as_pair_tensor(margin, delta, "margin")
+    z = delta - m
+    losses = -(t * F.logsigmoid(z) + (1 - t) * F.logsigmoid(-z))
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+def preference_probability(delta: torch.Tensor) -> torch.Tensor:
+    """P(chosen ≻ rejected) = σ(Δ), elementwise."""
+    return torch.sigmoid(delta)
