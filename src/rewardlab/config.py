@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import itertools
 import textwrap
 from dataclasses import dataclass, fields
 from typing import Any, Literal
@@ -50,7 +51,7 @@ def field_docs(cls: type) -> dict[str, str]:
             continue
         tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
         body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:]):
+        for node, nxt in itertools.pairwise(body):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                     and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
                     and isinstance(nxt.value.value, str)):
@@ -95,11 +96,17 @@ class LoadConfig:
     """How preference files are read."""
 
     map: str | None = None
-    """Column mapping for inputs in another layout, e.g. prompt=instruction,chosen=output_1,rejected=output_2."""
+    """Column mapping for inputs in another layout, e.g.
+    prompt=instruction,chosen=output_1,rejected=output_2.
+    """
     on_bad: Literal["error", "skip"] = "error"
-    """What to do with a malformed record: stop with an error naming file, line and field, or skip it (skips are counted by reason and reported)."""
+    """What to do with a malformed record: stop with an error naming file, line and field, or skip
+    it (skips are counted by reason and reported).
+    """
     drop_suspicious: bool = False
-    """Drop well-formed but suspicious pairs (empty text, chosen == rejected, duplicates, early-diverging HH dialogues); counts are reported."""
+    """Drop well-formed but suspicious pairs (empty text, chosen == rejected, duplicates, early-
+    diverging HH dialogues); counts are reported.
+    """
 
     def __post_init__(self) -> None:
         _choice(self.on_bad, "on_bad", ("error", "skip"))
@@ -119,9 +126,13 @@ class ModelConfig:
     """Which reward model to train, and how."""
 
     backend: Literal["embedding", "finetune"] = "embedding"
-    """Reward-model backend: 'embedding' (frozen backbone, vectorized MLP-head ensemble; fast on CPU) or 'finetune' (full or LoRA fine-tuning of a Hugging Face model on accelerate)."""
+    """Reward-model backend: 'embedding' (frozen backbone, vectorized MLP-head ensemble; fast on
+    CPU) or 'finetune' (full or LoRA fine-tuning of a Hugging Face model on accelerate).
+    """
     model: str = DEFAULT_MODEL
-    """Backbone: a local folder or Hugging Face hub id; the default is the bundled all-MiniLM-L6-v2, loaded offline."""
+    """Backbone: a local folder or Hugging Face hub id; the default is the bundled all-
+    MiniLM-L6-v2, loaded offline.
+    """
     members: int = 1
     """Ensemble size M; each member has its own seed and its own random training order."""
     epochs: int | None = None
@@ -141,7 +152,9 @@ class ModelConfig:
     head_features: Literal["prompt-response", "response"] = "prompt-response"
     """Features seen by each embedding head: [p, r, p*r] (prompt-response) or r alone (response)."""
     pooling: Literal["mean", "cls", "last"] = "mean"
-    """How token states are pooled into one vector by the embedding backend ('last' suits decoders)."""
+    """How token states are pooled into one vector by the embedding backend ('last' suits
+    decoders).
+    """
     cache_dir: str | None = None
     """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab)."""
     encode_batch_size: int = 64
@@ -199,7 +212,9 @@ class SplitConfig:
     valid: str | None = None
     """Validation data file(s); when given, --valid-frac is ignored."""
     valid_frac: float = 0.1
-    """Share of prompts held out for validation (prompt-grouped: a prompt never lands on both sides)."""
+    """Share of prompts held out for validation (prompt-grouped: a prompt never lands on both
+    sides).
+    """
 
     def __post_init__(self) -> None:
         _check(0 <= self.valid_frac < 1, "valid_frac", f"must be in [0, 1), got {self.valid_frac}")
@@ -210,15 +225,23 @@ class StrengthConfig:
     """How preference strength is measured."""
 
     scheme: Literal["insample", "crossfit"] = "insample"
-    """'insample' (the paper: every member trains on all pairs and scores them) or 'crossfit' (each pair is scored only by models that never trained on it)."""
+    """'insample' (the paper: every member trains on all pairs and scores them) or 'crossfit' (each
+    pair is scored only by models that never trained on it).
+    """
     folds: int = 5
     """Folds K for --scheme crossfit (prompt-grouped)."""
     categories: Literal["paper", "threshold"] = "paper"
-    """How pairs are named: 'paper' (lowest 20% incorrect, next 20% ambiguous, rest normal) or 'threshold' (see --tau)."""
+    """How pairs are named: 'paper' (lowest 20% incorrect, next 20% ambiguous, rest normal) or
+    'threshold' (see --tau).
+    """
     tau: float = 0.5
-    """With --categories threshold: mean strength < -tau is incorrect, |mean strength| <= tau ambiguous."""
+    """With --categories threshold: mean strength < -tau is incorrect, |mean strength| <= tau
+    ambiguous.
+    """
     inject_flips: float = 0.0
-    """Flip this known random share of training labels first (the flipped ids are recorded), to score detection and recovery."""
+    """Flip this known random share of training labels first (the flipped ids are recorded), to
+    score detection and recovery.
+    """
     inject_seed: int = 0
     """Seed of --inject-flips."""
 
@@ -233,10 +256,13 @@ class StrengthConfig:
 
 @dataclass
 class DenoiseConfig:
-    """Denoising applied to training pairs, from a strength file. A --method preset sets the rest."""
+    """Denoising applied to training pairs, from a strength file. A --method preset sets the rest.
+    """
 
     method: str | None = None
-    """Named preset: baseline, flip, drop, smooth, margin, flip+margin, soft+margin, soft+margin:flipped. Explicit options below override it."""
+    """Named preset: baseline, flip, drop, smooth, margin, flip+margin, soft+margin,
+    soft+margin:flipped. Explicit options below override it.
+    """
     strength: str | None = None
     """A strength.parquet (from `rewardlab strength`), joined to the training pairs by id."""
     flip: float | None = None

@@ -1,0 +1,267 @@
+"""Input layouts of preference data, detected per file and normalized to prompt/chosen/rejected.
+
+Four layouts are understood (the names are the keys of ``LoadReport.by_format``):
+
+``explicit``
+    ``prompt``, ``chosen`` and ``rejected`` strings. ``prompt`` may be absent (empty prompt).
+``hh``
+    Anthropic HH-RLHF: only ``chosen`` and ``rejected``, each a whole dialogue
+    ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``. The prompt is the longest shared prefix of the two
+    dialogues, cut back to end right after an ``"\\n\\nAssistant:"`` marker; the responses are the
+    exact remainders, so they keep the space that follows the marker (``" Sure, ..."``) and
+    ``prompt + response`` rebuilds each dialogue byte for byte.
+``conversational``
+    TRL style: ``chosen``/``rejected`` (and optional ``prompt``) are lists of ``{role, content}``
+    messages. Without ``prompt``, the prompt is the shared leading messages, cut back (like HH) so
+    that both responses start with an assistant message. Messages are rendered to HH-style text:
+    ``"\\n\\n{Role}: {content}"`` with user -> Human, assistant -> Assistant, system -> System
+    (other roles capitalized); the prompt ends with ``"\\n\\nAssistant:"`` and a response that
+    starts with an assistant message continues it as ``" {content}"``, exactly as in HH data.
+``mapped``
+    Any layout, with a mapping canonical -> input column (``prompt=instruction,chosen=output_1``);
+    the mapped columns hold strings. Canonical columns left out of the mapping keep their names.
+
+A file's layout is decided by its first well-formed record and then holds for the whole file.
+Early divergence: an HH pair whose dialogues differ before the last assistant turn of both (or a
+conversational pair whose responses contain non-assistant messages) gets responses that run over
+several turns; such pairs are flagged ``early_divergence``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardlab.data.errors import (
+    MISSING_FIELD,
+    WRONG_TYPE,
+    DataError,
+    describe_value,
+)
+
+__all__ = [
+    "ASSISTANT_MARKER",
+    "FORMATS",
+    "RESERVED_COLUMNS",
+    "Columns",
+    "Pair",
+    "detect_format",
+    "diagnose",
+    "normalize",
+    "render_messages",
+    "split_hh",
+]
+
+FORMATS = ("explicit", "hh", "conversational", "mapped")
+ASSISTANT_MARKER = "\n\nAssistant:"
+ROLE_NAMES = {"user": "Human", "human": "Human", "assistant": "Assistant", "system": "System"}
+RESERVED_COLUMNS = frozenset({"id", "prompt", "chosen", "rejected", "source", "suspicious"})
+"""Output columns the loader writes itself; an extra input column of the same name is kept as
+``input_<name>`` so that nothing is overwritten."""
+
+Message = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which input column feeds each canonical field (identity unless mapped)."""
+
+    prompt: str = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    id: str = "id"
+    mapped: frozenset[str] = frozenset()
+    """Canonical fields named by the user's mapping: those columns are required."""
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, str] | None) -> Columns:
+        if not mapping:
+            return cls()
+        return cls(**mapping, mapped=frozenset(mapping))
+
+    def consumed(self) -> frozenset[str]:
+        """Input columns turned into canonical fields (the rest are kept as extras)."""
+        return frozenset({self.prompt, self.chosen, self.rejected, self.id, "source"})
+
+    def note(self, canonical: str) -> str:
+        """Message suffix telling the user a column came from their mapping."""
+        return f" (the mapping's {canonical} column)" if canonical in self.mapped else ""
+
+
+@dataclass
+class Pair:
+    """One normalized record, before ids and suspicious flags are assigned."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    prompt_present: bool
+    """Whether the input had a prompt at all (explicit data may have none: not suspicious)."""
+    early_divergence: bool = False
+    input_id: Any = None
+    source: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def detect_format(record: Mapping[str, Any], columns: Columns) -> str | None:
+    """The layout of ``record``, or ``None`` when it fits none (then :func:`diagnose` says why)."""
+    if columns.mapped:
+        return "mapped"
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    if isinstance(chosen, list) and isinstance(rejected, list):
+        return "conversational"
+    if isinstance(chosen, str) and isinstance(rejected, str):
+        if "prompt" not in record and _is_dialogue(chosen) and _is_dialogue(rejected):
+            return "hh"
+        return "explicit"
+    return None
+
+
+def _is_dialogue(text: str) -> bool:
+    return ASSISTANT_MARKER in text and "Human:" in text
+
+
+def diagnose(record: Mapping[str, Any]) -> DataError:
+    """The first problem of a record whose layout could not be detected."""
+    for name in ("chosen", "rejected"):
+        if name not in record:
+            return _missing(record, name, "")
+        value = record[name]
+        if not isinstance(value, (str, list)):
+            return DataError("expected a string or a list of messages, got "
+                             f"{describe_value(value)}", field=name, reason=WRONG_TYPE)
+    return DataError("is a list of messages while 'chosen' is not (or the reverse); "
+                     "both must be strings or both lists", field="rejected", reason=WRONG_TYPE)
+
+
+def normalize(record: Mapping[str, Any], fmt: str, columns: Columns) -> Pair:
+    """Turn one record of layout ``fmt`` into a :class:`Pair`; raise :class:`DataError` if bad.
+
+    The error names the field but not the file or line: the caller adds those.
+    """
+    if fmt == "conversational":
+        pair = _conversational(record)
+    else:
+        chosen = _text(record, columns.chosen, columns.note("chosen"))
+        rejected = _text(record, columns.rejected, columns.note("rejected"))
+        if fmt == "hh":
+            prompt, chosen, rejected, early = split_hh(chosen, rejected)
+            pair = Pair(prompt, chosen, rejected, prompt_present=True, early_divergence=early)
+        else:
+            required = "prompt" in columns.mapped
+            if columns.prompt in record or required:
+                prompt = _text(record, columns.prompt, columns.note("prompt"))
+                pair = Pair(prompt, chosen, rejected, prompt_present=True)
+            else:
+                pair = Pair("", chosen, rejected, prompt_present=False)
+    pair.input_id = record.get(columns.id)
+    if columns.id in columns.mapped and columns.id not in record:
+        raise _missing(record, columns.id, columns.note("id"))
+    source = record.get("source")
+    if source is not None and not isinstance(source, str):
+        raise DataError(f"expected a string, got {describe_value(source)}", field="source",
+                        reason=WRONG_TYPE)
+    pair.source = source
+    consumed = columns.consumed()
+    pair.extras = {(f"input_{k}" if k in RESERVED_COLUMNS else k): v
+                   for k, v in record.items() if k not in consumed}
+    return pair
+
+
+def _missing(record: Mapping[str, Any], name: str, note: str) -> DataError:
+    keys = ", ".join(map(str, list(record)[:12])) or "none"
+    return DataError(f"missing{note} (the record has: {keys})", field=name, reason=MISSING_FIELD)
+
+
+def _text(record: Mapping[str, Any], name: str, note: str) -> str:
+    if name not in record:
+        raise _missing(record, name, note)
+    value = record[name]
+    if not isinstance(value, str):
+        raise DataError(f"expected a string, got {describe_value(value)}{note}", field=name,
+                        reason=WRONG_TYPE)
+    return value
+
+
+def split_hh(chosen: str, rejected: str) -> tuple[str, str, str, bool]:
+    """Split two HH dialogues into ``(prompt, chosen_response, rejected_response, early)``.
+
+    The prompt is the shared prefix cut right after its last ``"\\n\\nAssistant:"``; the
+    responses are the exact remainders (no text is dropped or stripped). ``early`` is true when
+    that cut is not at the last marker of both dialogues, or when they share no marker at all
+    (then the prompt is empty and the responses are the whole dialogues).
+    """
+    # Walk chosen's markers from the end: the first marker whose prefix rejected shares is the
+    # cut. This equals "longest common prefix, cut back to a marker" but costs one C-level
+    # comparison per marker instead of a Python loop over characters.
+    end = len(chosen)
+    cut = 0
+    while (pos := chosen.rfind(ASSISTANT_MARKER, 0, end)) >= 0:
+        stop = pos + len(ASSISTANT_MARKER)
+        if rejected.startswith(chosen[:stop]):
+            cut = stop
+            break
+        end = stop - 1
+    last_c = chosen.rfind(ASSISTANT_MARKER) + len(ASSISTANT_MARKER)
+    last_r = rejected.rfind(ASSISTANT_MARKER) + len(ASSISTANT_MARKER)
+    early = cut == 0 or last_c != cut or last_r != cut
+    return chosen[:cut], chosen[cut:], rejected[cut:], early
+
+
+def _messages(record: Mapping[str, Any], name: str) -> list[Message]:
+    value = record.get(name)
+    if name not in record:
+        raise _missing(record, name, "")
+    if not isinstance(value, list):
+        raise DataError(f"expected a list of {{role, content}} messages, got "
+                        f"{describe_value(value)}", field=name, reason=WRONG_TYPE)
+    out: list[Message] = []
+    for i, msg in enumerate(value):
+        if not isinstance(msg, dict):
+            raise DataError(f"expected a {{role, content}} message, got {describe_value(msg)}",
+                            field=f"{name}[{i}]", reason=WRONG_TYPE)
+        for key in ("role", "content"):
+            if key not in msg:
+                raise DataError("missing", field=f"{name}[{i}].{key}", reason=MISSING_FIELD)
+            if not isinstance(msg[key], str):
+                raise DataError(f"expected a string, got {describe_value(msg[key])}",
+                                field=f"{name}[{i}].{key}", reason=WRONG_TYPE)
+        out.append((msg["role"], msg["content"]))
+    return out
+
+
+def _conversational(record: Mapping[str, Any]) -> Pair:
+    chosen = _messages(record, "chosen")
+    rejected = _messages(record, "rejected")
+    if "prompt" in record:
+        prompt = _messages(record, "prompt")
+    else:
+        k = 0
+        while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
+            k += 1
+        # Cut back so both responses open with an assistant turn, as the HH rule cuts at a
+        # shared "Assistant:" marker; identical conversations keep their last assistant turn.
+        while k > 0 and not (k < len(chosen) and k < len(rejected)
+                             and chosen[k][0] == "assistant" == rejected[k][0]):
+            k -= 1
+        prompt, chosen, rejected = chosen[:k], chosen[k:], rejected[k:]
+    early = any(role != "assistant" for role, _ in chosen + rejected)
+    prompt_text = render_messages(prompt) + ASSISTANT_MARKER if prompt else ""
+    return Pair(prompt_text, _render_response(chosen, prompt_text),
+                _render_response(rejected, prompt_text), prompt_present=True,
+                early_divergence=early)
+
+
+def render_messages(messages: list[Message]) -> str:
+    """HH-style text of ``messages``: ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``."""
+    return "".join(f"\n\n{ROLE_NAMES.get(role, role.capitalize())}: {content}"
+                   for role, content in messages)
+
+
+def _render_response(messages: list[Message], prompt_text: str) -> str:
+    # The prompt already ends with "\n\nAssistant:", so an opening assistant message continues
+    # it with " content" -- the same split HH data gets.
+    if prompt_text and messages and messages[0][0] == "assistant":
+        return " " + messages[0][1] + render_messages(messages[1:])
+    return render_messages(messages)

@@ -1,0 +1,151 @@
+"""Denoising methods as pure functions of preference strength.
+
+Every method maps per-pair mean strength û (``[N]``, positive means the ensemble agrees with the
+label ``chosen``) to three per-pair arrays that the loss and the trainer consume:
+
+* ``target`` ``[N]``: P(chosen ≻ rejected) for :func:`rewardlab.losses.preference_loss`
+  (1 = the label as given, 0 = flipped, 1 - α = smoothed).
+* ``margin`` ``[N]``: subtracted from Δ inside the loss. For the adaptive margin it is λ·û in the
+  original orientation; for a flipped pair (t = 0) the loss becomes -log σ(-(Δ - λû)), which is
+  the margin re-signed to agree with the new label (λ·(-û) > 0 in the flipped frame).
+* ``keep`` ``[N]`` bool: pairs that stay in training (``drop`` removes the lowest-û share).
+
+Presets follow the paper (Wang et al., 2024, §3): flip the lowest 20%, label smoothing, adaptive
+margin, and the combinations. ``soft+margin`` smooths only pairs with û < 0; its ``:flipped``
+variant flips those pairs first, then smooths them (the paper leaves that choice open).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PRESETS",
+    "DenoisePlan",
+    "DenoiseResult",
+    "denoise",
+    "resolve_plan",
+]
+
+
+@dataclass(frozen=True)
+class DenoisePlan:
+    """What to do to which pairs. All fractions are shares of N, chosen by lowest û."""
+
+    flip: float = 0.0
+    """Flip the labels of the lowest-û share of pairs."""
+    flip_negative: bool = False
+    """Flip every pair with û < 0 (instead of a fixed share)."""
+    drop: float = 0.0
+    """Drop the lowest-û share of pairs."""
+    smooth: float = 0.0
+    """Label smoothing α: target 1 - α (α for flipped pairs)."""
+    smooth_where: str = "all"
+    """'all' pairs, or only 'negative' ones (û < 0)."""
+    margin: bool = False
+    """Use the adaptive margin λ·û."""
+    margin_scale: float = 1.0
+    """λ of the adaptive margin."""
+
+    def __post_init__(self) -> None:
+        for name in ("flip", "drop"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if not 0 <= self.smooth < 0.5:
+            raise ValueError(f"smooth must be in [0, 0.5), got {self.smooth}")
+        if self.smooth_where not in ("all", "negative"):
+            raise ValueError(f"smooth_where must be 'all' or 'negative', got {self.smooth_where!r}")
+
+
+PRESETS: dict[str, DenoisePlan] = {
+    "baseline": DenoisePlan(),
+    "flip": DenoisePlan(flip=0.2),
+    "drop": DenoisePlan(drop=0.2),
+    "smooth": DenoisePlan(smooth=0.1),
+    "margin": DenoisePlan(margin=True),
+    "flip+margin": DenoisePlan(flip=0.2, margin=True),
+    "soft+margin": DenoisePlan(smooth=0.1, smooth_where="negative", margin=True),
+    "soft+margin:flipped": DenoisePlan(flip_negative=True, smooth=0.1, smooth_where="negative",
+                                       margin=True),
+}
+"""The named methods of ``--method``; explicit options override a preset's fields."""
+
+
+@dataclass(frozen=True)
+class DenoiseResult:
+    """Per-pair training inputs, all ``[N]``; see the module docstring for their meaning."""
+
+    target: np.ndarray
+    margin: np.ndarray
+    keep: np.ndarray
+    flipped: np.ndarray
+
+    def counts(self) -> dict[str, int]:
+        """How many pairs each step touched (for logs and summaries)."""
+        return {
+            "pairs": int(self.keep.shape[0]),
+            "kept": int(self.keep.sum()),
+            "dropped": int((~self.keep).sum()),
+            "flipped": int(self.flipped.sum()),
+            "smoothed": int(((self.target > 0) & (self.target < 1)).sum()),
+            "with_margin": int((self.margin != 0).sum()),
+        }
+
+
+def resolve_plan(method: str | None = None, **overrides: Any) -> DenoisePlan:
+    """A preset by name, with ``None``-valued overrides ignored and the rest applied.
+
+    Raises ``ValueError`` listing the valid names for an unknown method.
+    """
+    name = method or "baseline"
+    if name not in PRESETS:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(PRESETS)}")
+    valid = {f.name for f in fields(DenoisePlan)}
+    unknown = set(overrides) - valid
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(valid)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[name], **changes)
+
+
+def _lowest(mean: np.ndarray, frac: float) -> np.ndarray:
+    """Mask of the round(frac·N) lowest-û pairs (ties broken by input order)."""
+    n_take = round(frac * mean.shape[0])
+    mask = np.zeros(mean.shape[0], dtype=bool)
+    if n_take:
+        mask[np.argsort(mean, kind="stable")[:n_take]] = True
+    return mask
+
+
+def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None) -> DenoiseResult:
+    """Per-pair target, margin and keep-mask for ``plan`` (a :class:`DenoisePlan` or preset name).
+
+    Args:
+        strength_mean: ``[N]`` mean strength û of each pair, as labelled in the data.
+        plan: what to do; ``None`` is the baseline (target 1, margin 0, keep all).
+    """
+    if plan is None or isinstance(plan, str):
+        plan = resolve_plan(plan)
+    u = np.asarray(strength_mean, dtype=np.float64)
+    if u.ndim != 1:
+        raise ValueError(f"strength_mean must be [N], got shape {u.shape}")
+    if not np.isfinite(u).all():
+        raise ValueError("strength_mean holds NaN or infinite values")
+
+    flipped = _lowest(u, plan.flip)
+    if plan.flip_negative:
+        flipped |= u < 0
+    keep = ~_lowest(u, plan.drop)
+
+    target = np.where(flipped, 0.0, 1.0)
+    if plan.smooth > 0:
+        where = np.ones_like(flipped) if plan.smooth_where == "all" else u < 0
+        # Smoothing pulls the target towards 1/2 from whichever side the (possibly flipped)
+        # label sits on: 1 -> 1 - α, 0 -> α.
+        target = np.where(where, np.where(flipped, plan.smooth, 1.0 - plan.smooth), target)
+    margin = plan.margin_scale * u if plan.margin else np.zeros_like(u)
+    return DenoiseResult(target=target, margin=margin, keep=keep, flipped=flipped)

@@ -1,0 +1,535 @@
+"""The finetune backend: M Hugging Face sequence-classification models, fine-tuned on accelerate.
+
+Each member is ``AutoModelForSequenceClassification`` with one output (the reward), loaded from
+any checkpoint, encoder (BERT, ...) or decoder-only causal LM (GPT-2, Llama, ...), fully
+fine-tuned or with LoRA adapters (``config.lora_r > 0``, merged back before saving). Members are
+trained one after another, each with its own seed (head initialization) and its own data order.
+
+Sign convention: ``Δ = r(prompt + chosen) - r(prompt + rejected)``; positive prefers chosen.
+
+Runs unchanged under ``accelerate launch`` (DDP): every rank uses the same seeds, the prepared
+data loader gives each rank its own slice of every global batch (``config.batch_size`` pairs
+per optimizer micro-step across all processes), and DDP averages the gradients, so all ranks
+finish with identical weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardlab.config import ModelConfig
+from rewardlab.evaluation import accuracy
+from rewardlab.losses import preference_loss
+from rewardlab.models.base import MODEL_INFO_FILE, FitResult, Pairs, member_seed
+from rewardlab.models.text import (
+    EncodedText,
+    encode_prompt_response,
+    is_decoder_only,
+    pad_encoded,
+    prepare_tokenizer,
+    resolve_model_path,
+)
+
+__all__ = ["EncodedPairs", "FinetuneRewardModel", "collate_pairs", "pair_deltas"]
+
+_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+# -- inputs -----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class EncodedPairs:
+    """Tokenized pairs: ``chosen[i]`` and ``rejected[i]`` are the inputs ``prompt_i + response``."""
+
+    chosen: list[EncodedText]
+    rejected: list[EncodedText]
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+
+def collate_pairs(data: EncodedPairs, pad_id: int,
+                  indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    """A training or scoring batch of the pairs ``indices`` (``B`` of them).
+
+    Returns ``chosen_input_ids``, ``chosen_attention_mask`` (and ``chosen_token_type_ids`` when
+    the model uses token types), the same with ``rejected_``, all ``[B, L]`` padded to one
+    length ``L`` so they can be stacked into one forward pass, plus ``index`` ``[B]`` (the pair
+    indices, to look up per-pair targets and margins). Chosen and rejected are kept as separate
+    keys, not pre-concatenated, so any row-wise split of the batch (as accelerate does across
+    processes) keeps each pair's two halves together.
+    """
+    idx = list(indices)
+    chosen = [data.chosen[i] for i in idx]
+    rejected = [data.rejected[i] for i in idx]
+    width = max((len(x) for x in chosen + rejected), default=0)
+    batch = {f"chosen_{k}": v for k, v in pad_encoded(chosen, pad_id, width).items()}
+    batch.update({f"rejected_{k}": v for k, v in pad_encoded(rejected, pad_id, width).items()})
+    batch["index"] = torch.tensor(idx, dtype=torch.long)
+    return batch
+
+
+def pair_deltas(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Δ ``[B]`` float32 for a batch from :func:`collate_pairs`, in one forward pass.
+
+    Chosen and rejected inputs are concatenated into ``[2B, L]`` so both go through the network
+    together (one kernel launch per layer, and identical normalization statistics).
+    """
+    inputs = {name: torch.cat([batch[f"chosen_{name}"], batch[f"rejected_{name}"]])
+              for name in _INPUT_NAMES if f"chosen_{name}" in batch}
+    rewards = model(**inputs).logits.squeeze(-1).float()  # [2B]
+    b = batch["chosen_input_ids"].shape[0]
+    return rewards[:b] - rewards[b:]
+
+
+# -- training helpers ---------------------------------------------------------------------------
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _zero_dropout(model_config: Any) -> None:
+    """Set every dropout probability in a ``transformers`` config to 0 (in place).
+
+    Dropout would draw independent masks for the chosen and rejected halves of a pair, adding
+    noise to Δ that the preference loss then fits; reward-model trainers (e.g. TRL) turn it off.
+    The config route also reaches attention dropout, which is a float, not an ``nn.Dropout``.
+    """
+    for name, value in list(vars(model_config).items()):
+        if (("dropout" in name or name.endswith("pdrop")) and isinstance(value, float)
+                and not isinstance(value, bool)):
+            setattr(model_config, name, 0.0)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on matrices only; biases and norm weights (1-D) are not shrunk,
+    as decaying a LayerNorm gain towards 0 only hurts."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def _warmup_linear(optimizer: torch.optim.Optimizer, warmup: int,
+                   total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate rising linearly from 0 over ``warmup`` steps, then falling linearly to 0 at
+    ``total``."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
+    """Wrap ``model`` with LoRA adapters of rank ``rank`` (peft, task SEQ_CLS).
+
+    Task SEQ_CLS makes peft keep the fresh head (``classifier`` / ``score``) fully trainable;
+    an adapter-only head would stay at its random initialization. Models peft has no default
+    target modules for get adapters on every linear layer.
+    """
+    from peft import LoraConfig, TaskType, get_peft_model
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TARGETS
+
+    model_type = getattr(model.config, "model_type", None)
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                      target_modules=None if model_type in TARGETS else "all-linear")
+    return get_peft_model(model, lora)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync every file under ``folder`` so a rename that publishes it never exposes holes."""
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with open(file, "rb+") as fh:
+                os.fsync(fh.fileno())
+
+
+def _write_folder_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Have ``write`` fill a temporary folder beside ``target``, then rename it to ``target``.
+
+    A crash mid-write leaves ``target`` as it was (old model or nothing), never half a model.
+    An existing ``target`` is first renamed aside and deleted after the swap; POSIX has no
+    atomic replace of a non-empty folder, so the old folder briefly exists under a hidden name.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        write(tmp)
+        _sync_folder(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a model folder is meant to be shared
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class _MemberRun:
+    """What training one member produced."""
+
+    model: torch.nn.Module
+    steps: int
+    last_epoch_loss: float
+    eval_points: list[tuple[int, float]]  # (optimizer step, epoch) of each validation point
+    valid_deltas: list[torch.Tensor]  # Δ [N_valid] at each validation point
+
+
+# -- the backend --------------------------------------------------------------------------------
+class FinetuneRewardModel:
+    """An ensemble of M fine-tuned ``AutoModelForSequenceClassification`` reward models.
+
+    ``r_m(x, y)`` is member m's single logit on the input ``x + y`` (see
+    :mod:`rewardlab.models.text` for the layout and truncation).
+    """
+
+    def __init__(self, config: ModelConfig, *, progress: bool = True) -> None:
+        if config.backend != "finetune":
+            raise ValueError(
+                f"FinetuneRewardModel needs backend='finetune', got {config.backend!r}")
+        self.config = config
+        self.progress = progress
+        self.model_path = resolve_model_path(config.model)
+        self._tokenizer: Any = None
+        self._pad_id: int | None = None
+        self._pair_format: bool | None = None
+        self._models: list[torch.nn.Module] = []
+
+    @property
+    def members(self) -> int:
+        """Ensemble size M."""
+        return self.config.members
+
+    @property
+    def models(self) -> list[torch.nn.Module]:
+        """The trained members (plain ``transformers`` models on the CPU); empty before fit."""
+        return list(self._models)
+
+    # -- tokenization -----------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Any:
+        """The backbone's tokenizer, with a pad token and right padding."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._set_tokenizer(AutoTokenizer.from_pretrained(self.model_path))
+        return self._tokenizer
+
+    def _set_tokenizer(self, tokenizer: Any) -> None:
+        self._pad_id = prepare_tokenizer(tokenizer)
+        self._tokenizer = tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        """Token id batches are padded with (the eos token's when the tokenizer has no pad)."""
+        self.tokenizer  # noqa: B018 - loading the tokenizer sets the pad id
+        assert self._pad_id is not None
+        return self._pad_id
+
+    @property
+    def pair_format(self) -> bool:
+        """``True``: encoder pair template; ``False``: concatenation for decoder-only LMs."""
+        if self._pair_format is None:
+            from transformers import AutoConfig
+
+            self._pair_format = not is_decoder_only(AutoConfig.from_pretrained(self.model_path))
+        return self._pair_format
+
+    def encode(self, pairs: Pairs) -> EncodedPairs:
+        """Tokenize ``pairs`` into model inputs (``prompt + chosen`` and ``prompt + rejected``)."""
+        kw = {"max_length": self.config.max_length, "pair_format": self.pair_format}
+        return EncodedPairs(
+            chosen=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.chosen, **kw),
+            rejected=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.rejected, **kw),
+        )
+
+    # -- members ----------------------------------------------------------------------------------
+    def _new_member(self) -> torch.nn.Module:
+        """A fresh member from the backbone; call after seeding (the new head is drawn from the
+        global torch RNG)."""
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        pad_id = self.pad_id
+        model_config = AutoConfig.from_pretrained(self.model_path, num_labels=1)
+        # The sequence-classification heads of causal LMs read the reward at the last token
+        # that is not pad_token_id; without it they refuse batches larger than one.
+        model_config.pad_token_id = pad_id
+        if model_config.get_text_config() is not model_config:
+            model_config.get_text_config().pad_token_id = pad_id
+        _zero_dropout(model_config)
+        model = AutoModelForSequenceClassification.from_pretrained(self.model_path,
+                                                                   config=model_config)
+        if self.config.lora_r > 0:
+            model = _lora(model, self.config.lora_r)
+        return model
+
+    def _make_accelerator(self) -> Any:
+        from accelerate import Accelerator
+        from accelerate.utils import DataLoaderConfiguration
+
+        device = self.config.device
+        cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+        if device.startswith("cuda:") and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            # accelerate puts a single process on the current CUDA device.
+            torch.cuda.set_device(torch.device(device))
+        return Accelerator(
+            cpu=cpu,
+            mixed_precision="no" if cpu else "bf16",
+            gradient_accumulation_steps=self.config.grad_accum,
+            # batch_size counts pairs per step across all processes: the same run on 1 or N
+            # processes takes the same number of steps, on the same global batches.
+            dataloader_config=DataLoaderConfiguration(split_batches=True),
+        )
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        pairs: Pairs,
+        *,
+        target: torch.Tensor | None = None,
+        margin: torch.Tensor | None = None,
+        valid: Pairs | None = None,
+        eval_every: int = 0,
+    ) -> FitResult:
+        """Fine-tune M fresh members on ``pairs`` (earlier members are replaced).
+
+        Args:
+            pairs: ``N`` training pairs.
+            target: ``[N]`` P(chosen ≻ rejected), default 1; see
+                :func:`rewardlab.losses.preference_loss`.
+            margin: ``[N]`` margin subtracted from Δ, default 0.
+            valid: validation pairs; with them, ``curve`` records the accuracy and loss of the
+                ensemble's mean Δ every ``eval_every`` optimizer steps (0: about 20 points).
+
+        Returns:
+            ``steps`` is the number of optimizer steps per member; ``train_loss`` the mean
+            training loss over each member's last epoch, averaged over members.
+        """
+        c = self.config
+        n = len(pairs)
+        if n == 0:
+            raise ValueError("no training pairs")
+        t0 = time.perf_counter()
+        t = torch.ones(n) if target is None else torch.as_tensor(target, dtype=torch.float32)
+        mg = torch.zeros(n) if margin is None else torch.as_tensor(margin, dtype=torch.float32)
+        if t.shape != (n,) or mg.shape != (n,):
+            raise ValueError(f"target and margin must be [N] = [{n}], got "
+                             f"{tuple(t.shape)} and {tuple(mg.shape)}")
+        batch = min(c.resolved_batch_size, n)
+        accelerator = self._make_accelerator()
+        if batch % accelerator.num_processes:
+            raise ValueError(f"--batch-size {batch} must be a multiple of the "
+                             f"{accelerator.num_processes} processes")
+        data = self.encode(pairs)
+        valid_data = self.encode(valid) if valid is not None and len(valid) else None
+        runs: list[_MemberRun] = []
+        self._models = []
+        for m in range(self.members):
+            run = self._train_member(m, accelerator, data, t, mg, batch=batch,
+                                     valid=valid_data, eval_every=eval_every)
+            runs.append(run)
+            self._models.append(run.model)
+        curve = _ensemble_curve(runs) if valid_data is not None else []
+        return FitResult(
+            train_loss=sum(r.last_epoch_loss for r in runs) / len(runs),
+            steps=runs[0].steps,
+            curve=curve,
+            seconds=time.perf_counter() - t0,
+        )
+
+    def _train_member(self, m: int, accelerator: Any, data: EncodedPairs, target: torch.Tensor,
+                      margin: torch.Tensor, *, batch: int, valid: EncodedPairs | None,
+                      eval_every: int) -> _MemberRun:
+        """Train member ``m`` from the backbone; returns it unwrapped, on the CPU, in eval mode."""
+        from accelerate.utils import set_seed
+        from torch.utils.data import DataLoader
+        from tqdm.auto import tqdm
+
+        c = self.config
+        seed = member_seed(c.seed, m)
+        # Same seed on every rank: identical head initialization and data order everywhere.
+        set_seed(seed)
+        model = self._new_member()
+        loader = DataLoader(
+            range(len(data)), batch_size=batch, shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+            collate_fn=partial(collate_pairs, data, self.pad_id),
+        )
+        updates_per_epoch = math.ceil(len(loader) / c.grad_accum)
+        total = updates_per_epoch * c.resolved_epochs
+        every = eval_every or max(1, total // 20)
+        optimizer = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=c.resolved_lr)
+        scheduler = _warmup_linear(optimizer, round(c.warmup_ratio * total), total)
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader,
+                                                                  scheduler)
+        target, margin = target.to(accelerator.device), margin.to(accelerator.device)
+        bar = tqdm(total=total, desc=f"finetune member {m + 1}/{self.members}", unit="step",
+                   disable=not self.progress or not accelerator.is_local_main_process)
+        step, losses = 0, []
+        points: list[tuple[int, float]] = []
+        valid_deltas: list[torch.Tensor] = []
+        model.train()
+        for epoch in range(c.resolved_epochs):
+            losses = []
+            for b, inputs in enumerate(loader):
+                with accelerator.accumulate(model):
+                    delta = pair_deltas(model, inputs)  # [B_rank]
+                    idx = inputs["index"]
+                    loss = preference_loss(delta, target=target[idx], margin=margin[idx])
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and c.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), c.max_grad_norm)
+                    # The accelerate wrappers skip these on accumulation micro-steps.
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                losses.append(float(accelerator.reduce(loss.detach(), "mean")))
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                if valid is not None and (step % every == 0 or step == total):
+                    points.append((step, epoch + (b + 1) / len(loader)))
+                    valid_deltas.append(self._member_deltas(
+                        accelerator.unwrap_model(model), valid, accelerator.device))
+                    model.train()
+        bar.close()
+        trained = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        if c.lora_r > 0:
+            # Fold the adapters into the weights: the saved folder is a plain transformers model.
+            trained = trained.merge_and_unload()
+        trained = trained.to("cpu").eval()
+        accelerator.free_memory()  # drop the prepared wrappers before the next member
+        return _MemberRun(trained, step, sum(losses) / max(len(losses), 1), points, valid_deltas)
+
+    # -- scoring ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _member_deltas(self, model: torch.nn.Module, data: EncodedPairs,
+                       device: torch.device) -> torch.Tensor:
+        """Δ ``[N]`` float32 on the CPU of one member, in eval mode.
+
+        Pairs go in order of length so each batch pads little; results are put back in the
+        original order.
+        """
+        n = len(data)
+        out = torch.empty(n, dtype=torch.float32)
+        pairs_per_batch = max(1, self.config.encode_batch_size // 2)
+        lengths = [max(len(a), len(b)) for a, b in zip(data.chosen, data.rejected, strict=True)]
+        order = sorted(range(n), key=lengths.__getitem__)
+        was_training = model.training
+        model.eval()
+        try:
+            for start in range(0, n, pairs_per_batch):
+                idx = order[start:start + pairs_per_batch]
+                inputs = collate_pairs(data, self.pad_id, idx)
+                inputs = {k: v.to(device) for k, v in inputs.items()}
+                out[idx] = pair_deltas(model, inputs).cpu()
+        finally:
+            model.train(was_training)
+        return out
+
+    def score(self, pairs: Pairs) -> torch.Tensor:
+        """Δ ``[M, N]`` float32 on the CPU: ``r_m(prompt + chosen) - r_m(prompt + rejected)``;
+        positive means member m prefers chosen."""
+        if not self._models:
+            raise RuntimeError("the model is not trained: call fit() or load() first")
+        data = self.encode(pairs)
+        if len(data) == 0:
+            return torch.zeros(self.members, 0)
+        device = _resolve_device(self.config.device)
+        rows = []
+        for model in self._models:
+            # Members live on the CPU and visit the device one at a time: M large models need
+            # not fit in accelerator memory together.
+            model.to(device)
+            rows.append(self._member_deltas(model, data, device))
+            model.to("cpu")
+        return torch.stack(rows)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``rewardlab.json`` and ``member_{m}/`` (safetensors weights, config, tokenizer)
+        into folder ``path``, atomically at the folder level.
+
+        Each member folder loads on its own with plain ``transformers``
+        (``AutoModelForSequenceClassification`` and ``AutoTokenizer``). Under DDP only rank 0
+        writes, and every rank returns once the folder is complete.
+        """
+        if not self._models:
+            raise RuntimeError("nothing to save: the model is not trained")
+        path = Path(path)
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if not distributed or torch.distributed.get_rank() == 0:
+            _write_folder_atomically(path, self._write_into)
+        if distributed:
+            torch.distributed.barrier()
+        return path
+
+    def _write_into(self, folder: Path) -> None:
+        for m, model in enumerate(self._models):
+            member_dir = folder / f"member_{m}"
+            # transformers writes safetensors (the only format in 5.x, the default since 4.35).
+            model.save_pretrained(member_dir)
+            self.tokenizer.save_pretrained(member_dir)
+        info = {"backend": "finetune", "config": dataclasses.asdict(self.config),
+                "members": len(self._models), "pair_format": self.pair_format}
+        (folder / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, progress: bool = True) -> FinetuneRewardModel:
+        """Load a folder written by :meth:`save`."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = Path(path)
+        info = json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+        if info.get("backend") != "finetune":
+            raise ValueError(f"{path}: backend {info.get('backend')!r}, not 'finetune'")
+        obj = cls(ModelConfig(**info["config"]), progress=progress)
+        members = int(info["members"])
+        obj._set_tokenizer(AutoTokenizer.from_pretrained(path / "member_0"))
+        obj._models = [
+            AutoModelForSequenceClassification.from_pretrained(path / f"member_{m}").eval()
+            for m in range(members)
+        ]
+        if "pair_format" in info:
+            obj._pair_format = bool(info["pair_format"])
+        else:
+            obj._pair_format = not is_decoder_only(obj._models[0].config)
+        return obj
+
+
+def _ensemble_curve(runs: Sequence[_MemberRun]) -> list[dict[str, float]]:
+    """Validation curve of the ensemble's mean Δ, one record per evaluation point.
+
+    Members train one after another but on the same step schedule, so each member's Δ at step s
+    is known; the mean over members at step s is the ensemble's Δ had they trained side by side.
+    """
+    curve = []
+    for k, (step, epoch) in enumerate(runs[0].eval_points):
+        mean_delta = torch.stack([r.valid_deltas[k] for r in runs]).mean(dim=0)  # [N_valid]
+        curve.append({"step": step, "epoch": epoch, "valid_accuracy": accuracy(mean_delta),
+                      "valid_loss": float(preference_loss(mean_delta))})
+    return curve

@@ -1,0 +1,78 @@
+"""M independent MLP reward heads, trained as one batched computation.
+
+The weights of all members are stacked along a leading member axis, and one ``torch.bmm`` runs
+every member's forward pass at once. The members share nothing but the frozen input features:
+each has its own initialisation and (in the trainer) its own data order, and Adam's update is
+elementwise, so a joint step is exactly M separate steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["EnsembleHeads", "pair_features"]
+
+
+def pair_features(prompt: torch.Tensor, response: torch.Tensor, tokens: torch.Tensor, *,
+                  kind: str = "prompt-response") -> torch.Tensor:
+    """Features of (prompt, response) for a head.
+
+    Args:
+        prompt: ``[N, D]`` pooled prompt vectors.
+        response: ``[N, D]`` pooled response vectors.
+        tokens: ``[N]`` response token counts; ``log1p`` of it is one feature, since response
+            length is a strong (if shallow) signal in human preference data.
+        kind: ``"prompt-response"`` gives ``[p, r, p⊙r, len]`` (``[N, 3D + 1]``), ``"response"``
+            gives ``[r, len]`` (``[N, D + 1]``).
+    """
+    length = torch.log1p(tokens.to(response.dtype)).unsqueeze(-1) / 5.0  # ~unit scale
+    if kind == "response":
+        return torch.cat([response, length], dim=-1)
+    if kind == "prompt-response":
+        return torch.cat([prompt, response, prompt * response, length], dim=-1)
+    raise ValueError(f"unknown head features {kind!r}; choose prompt-response or response")
+
+
+class EnsembleHeads(nn.Module):
+    """``members`` two-layer MLPs ``F -> H -> 1`` with GELU, as stacked weights.
+
+    ``forward`` takes ``[M, B, F]`` (each member its own batch) and returns rewards ``[M, B]``.
+    """
+
+    def __init__(self, members: int, in_dim: int, hidden: int, *, seeds: list[int]) -> None:
+        super().__init__()
+        if len(seeds) != members:
+            raise ValueError(f"need one seed per member: {members} members, {len(seeds)} seeds")
+        self.members, self.in_dim, self.hidden = members, in_dim, hidden
+        w1, b1, w2, b2 = [], [], [], []
+        for seed in seeds:
+            g = torch.Generator().manual_seed(seed)
+            # nn.Linear's default init (Kaiming-uniform with a=sqrt(5)), one generator per member.
+            bound1 = 1 / math.sqrt(in_dim)
+            w1.append((torch.rand(in_dim, hidden, generator=g) * 2 - 1) * bound1)
+            b1.append((torch.rand(hidden, generator=g) * 2 - 1) * bound1)
+            bound2 = 1 / math.sqrt(hidden)
+            w2.append((torch.rand(hidden, generator=g) * 2 - 1) * bound2)
+            b2.append(torch.zeros(()))
+        self.w1 = nn.Parameter(torch.stack(w1))  # [M, F, H]
+        self.b1 = nn.Parameter(torch.stack(b1))  # [M, H]
+        self.w2 = nn.Parameter(torch.stack(w2))  # [M, H]
+        self.b2 = nn.Parameter(torch.stack(b2))  # [M]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[M, B, F]`` features -> ``[M, B]`` rewards."""
+        if x.dim() != 3 or x.shape[0] != self.members or x.shape[2] != self.in_dim:
+            raise ValueError(f"expected [{self.members}, B, {self.in_dim}], got {tuple(x.shape)}")
+        h = torch.nn.functional.gelu(torch.baddbmm(self.b1.unsqueeze(1), x, self.w1))
+        return (h * self.w2.unsqueeze(1)).sum(-1) + self.b2.unsqueeze(1)
+
+    def score_all(self, x: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
+        """Every member's reward for the same inputs: ``[N, F]`` -> ``[M, N]``, in chunks."""
+        outs = []
+        for s in range(0, x.shape[0], chunk):
+            xb = x[s:s + chunk].unsqueeze(0).expand(self.members, -1, -1)
+            outs.append(self.forward(xb))
+        return torch.cat(outs, dim=1) if outs else torch.zeros(self.members, 0)

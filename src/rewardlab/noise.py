@@ -1,0 +1,48 @@
+"""Known label noise: which pairs to flip, for benchmarks that need ground truth. Pure.
+
+Two structures:
+
+* ``uniform``: every pair is equally likely to be flipped.
+* ``near-tie``: flips concentrate on pairs with a small true gap, as human annotators err on close
+  calls. A pair's chance is proportional to ``exp(-|gap| / s)`` with ``s`` the median ``|gap|``
+  divided by two (needs the true gap, so only for synthetic data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["NOISE_KINDS", "choose_flips"]
+
+NOISE_KINDS = ("uniform", "near-tie")
+
+
+def choose_flips(n: int, fraction: float, *, seed: int, kind: str = "uniform",
+                 gap: np.ndarray | None = None) -> np.ndarray:
+    """A ``[n]`` bool mask with exactly ``round(fraction · n)`` pairs chosen to flip.
+
+    Args:
+        n: number of pairs.
+        fraction: share to flip, in [0, 1).
+        seed: the same seed gives the same mask.
+        kind: ``"uniform"`` or ``"near-tie"`` (which needs ``gap``, ``[n]``, the true reward gap).
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+    rng = np.random.default_rng(seed)
+    k = round(fraction * n)
+    mask = np.zeros(n, dtype=bool)
+    if k == 0:
+        return mask
+    if kind == "uniform":
+        mask[rng.choice(n, size=k, replace=False)] = True
+        return mask
+    if gap is None or np.asarray(gap).shape != (n,):
+        raise ValueError("near-tie noise needs the true gap of every pair, shape [n]")
+    g = np.abs(np.asarray(gap, dtype=np.float64))
+    scale = max(float(np.median(g)) / 2, 1e-12)
+    w = np.exp(-g / scale)
+    mask[rng.choice(n, size=k, replace=False, p=w / w.sum())] = True
+    return mask

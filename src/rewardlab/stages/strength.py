@@ -1,0 +1,261 @@
+"""Stage: preference strength of every pair, from an ensemble of M reward models.
+
+Work is cut into *jobs*, each of which trains some members on some pairs and scores others; every
+finished job's Δ is written atomically at once under ``OUT/.partial/<fingerprint>/``. A rerun of
+the same command (after ``kill -9``, say) loads the finished jobs and trains only the rest; a run
+with other settings has another fingerprint, so stale partial results are never reused.
+
+* ``insample`` (the paper): every member trains on all pairs, each in its own random order, and
+  scores all of them.
+* ``crossfit``: pairs are split into K prompt-grouped folds. For each fold, all M members train on
+  the other K - 1 folds and score the held-out fold, so each pair gets M out-of-fold scores and no
+  model scores a pair it trained on. It costs about K - 1 times the in-sample training.
+
+A backend that trains members jointly (embedding) runs one job per fold with all M members; one
+that trains them one after another (finetune) runs one job per member and fold, so a killed run
+loses at most the member in progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.config import ModelConfig, StrengthConfig, config_dict
+from rewardlab.files import atomic_path, write_json
+from rewardlab.models.base import Pairs, build_reward_model
+from rewardlab.stages.tables import write_pairs_table
+from rewardlab.strength import (
+    auroc,
+    categorize,
+    strength_groups,
+    strength_ranks,
+    strength_statistics,
+    summarize_strength,
+)
+
+__all__ = ["StrengthOutput", "assign_folds", "ensemble_deltas", "plan_jobs", "run_strength",
+           "strength_columns"]
+
+log = logging.getLogger("rewardlab")
+
+
+def assign_folds(keys: list[str], folds: int, *, seed: int) -> np.ndarray:
+    """Fold 0..K-1 of each pair, grouped by ``keys`` (prompts): equal keys share a fold.
+
+    Distinct keys are shuffled with ``seed`` and dealt round-robin, so folds differ in size by at
+    most one group.
+    """
+    unique = sorted(set(keys))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(unique))
+    fold_of = {unique[j]: i % folds for i, j in enumerate(order)}
+    return np.array([fold_of[k] for k in keys], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Train ``members`` (global indices) on pairs ``train`` and score pairs ``score``."""
+
+    index: int
+    members: tuple[int, ...]
+    train: np.ndarray
+    score: np.ndarray
+    seed: int
+
+
+def plan_jobs(prompts: list[str], *, members: int, scheme: str, folds: int, seed: int,
+              joint: bool) -> list[Job]:
+    """The jobs of a strength run (see the module docstring)."""
+    n = len(prompts)
+    everything = np.arange(n)
+    if scheme == "insample":
+        parts = [(everything, everything)]
+    elif scheme == "crossfit":
+        fold = assign_folds(prompts, folds, seed=seed)
+        parts = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
+    else:
+        raise ValueError(f"unknown scheme {scheme!r}; choose insample or crossfit")
+    groups = [tuple(range(members))] if joint else [(m,) for m in range(members)]
+    jobs = []
+    for p, (train, score) in enumerate(parts):
+        for g in groups:
+            # Seeds differ per fold (and per member for one-at-a-time backends), and are stable.
+            job_seed = seed + 100_003 * p + 1_009 * g[0] * (not joint)
+            jobs.append(Job(len(jobs), g, train, score, job_seed))
+    return jobs
+
+
+def _fingerprint(pairs: Pairs, model: ModelConfig, strength: StrengthConfig) -> str:
+    """Identifies a strength computation: the exact pairs and every setting that changes Δ."""
+    h = hashlib.blake2b(digest_size=10)
+    for column in (pairs.prompt, pairs.chosen, pairs.rejected):
+        for text in column:
+            h.update(text.encode("utf-8", "surrogatepass"))
+            h.update(b"\0")
+    settings = {**config_dict(model), "scheme": strength.scheme, "folds": strength.folds}
+    settings.pop("device", None)  # where it runs does not change what it computes
+    settings.pop("encode_batch_size", None)
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
+                    work_dir: str | os.PathLike[str] | None = None,
+                    progress: bool = True) -> np.ndarray:
+    """Δ ``[M, N]`` of an M-member ensemble, by the chosen scheme, resuming finished jobs.
+
+    Pairs whose chosen equals rejected carry no preference: they are left out of every loss but
+    still scored (their Δ is 0 for any model).
+    """
+    from tqdm.auto import tqdm
+
+    n = len(pairs)
+    identical = np.array([c == r for c, r in zip(pairs.chosen, pairs.rejected)])
+    if identical.any():
+        log.info("strength: %d identical pairs (chosen == rejected) left out of training",
+                 int(identical.sum()))
+    joint = bool(getattr(build_reward_model(model, progress=False),
+                         "trains_members_jointly", False))
+    jobs = plan_jobs(list(pairs.prompt), members=model.members, scheme=strength.scheme,
+                     folds=strength.folds, seed=model.seed, joint=joint)
+    partial = None
+    if work_dir is not None:
+        partial = Path(work_dir) / ".partial" / _fingerprint(pairs, model, strength)
+        partial.mkdir(parents=True, exist_ok=True)
+    delta = np.full((model.members, n), np.nan)
+    done = 0
+    for job in jobs:
+        file = None if partial is None else partial / f"job-{job.index:04d}.npy"
+        if file is not None and file.is_file():
+            delta[np.ix_(job.members, job.score)] = np.load(file)
+            done += 1
+    if done:
+        log.info("strength: resuming, %d of %d jobs already finished", done, len(jobs))
+    bar = tqdm(total=len(jobs), initial=done, unit="job", disable=not progress,
+               desc=f"strength ({strength.scheme}, M={model.members})")
+    for job in jobs:
+        file = None if partial is None else partial / f"job-{job.index:04d}.npy"
+        if file is not None and file.is_file():
+            continue
+        cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
+        rm = build_reward_model(cfg, progress=progress)
+        train = job.train[~identical[job.train]]
+        rm.fit(pairs.subset(train))
+        d = rm.score(pairs.subset(job.score)).numpy().astype(np.float64)
+        if file is not None:
+            with atomic_path(file) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, d)
+        delta[np.ix_(job.members, job.score)] = d
+        bar.update(1)
+    bar.close()
+    if np.isnan(delta).any():  # every (member, pair) must be scored exactly once
+        raise RuntimeError("internal error: some pairs were not scored by every member")
+    return delta
+
+
+def strength_columns(delta: np.ndarray, strength: StrengthConfig) -> dict[str, Any]:
+    """The per-pair columns of ``strength.parquet`` from Δ ``[M, N]``."""
+    stats = strength_statistics(delta)
+    ranks = strength_ranks(stats.mean)
+    return {
+        "strength_mean": stats.mean,
+        "strength_std": stats.std,
+        "strength_members": stats.members.T,
+        "strength_rank": ranks,
+        "strength_group": strength_groups(ranks),
+        "category": categorize(stats.mean, method=strength.categories, ranks=ranks,
+                               tau=strength.tau),
+    }
+
+
+def detection_summary(mean: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
+    """How well low û finds known flipped labels: AUROC of -û, precision and recall of the
+    lowest-û cuts."""
+    flipped = np.asarray(flipped, dtype=bool)
+    order = np.argsort(mean, kind="stable")
+    out: dict[str, float] = {"flipped": int(flipped.sum()), "auroc": auroc(-mean, flipped)}
+    for frac in (0.1, 0.2, 0.3):
+        k = round(frac * len(mean))
+        hit = flipped[order[:k]].sum()
+        out[f"precision_lowest_{int(frac * 100)}"] = float(hit / k) if k else float("nan")
+        out[f"recall_lowest_{int(frac * 100)}"] = (float(hit / flipped.sum())
+                                                   if flipped.any() else float("nan"))
+    return out
+
+
+def agreement_summary(mean: np.ndarray, columns: dict[str, list[Any]]) -> dict[str, Any] | None:
+    """Strength against human votes (``votes_for_chosen``, ``votes_against``, optional ``ties``).
+
+    Unanimous pairs (every vote for chosen) against split ones: mean û of each, and the AUROC of û
+    for separating them (above 0.5 means split pairs get lower strength).
+    """
+    if "votes_for_chosen" not in columns or "votes_against" not in columns:
+        return None
+    pro = np.asarray(columns["votes_for_chosen"], dtype=np.float64)
+    con = np.asarray(columns["votes_against"], dtype=np.float64)
+    ties = np.asarray(columns.get("ties", np.zeros_like(pro)), dtype=np.float64)
+    unanimous = (con == 0) & (ties == 0)
+    return {
+        "unanimous": int(unanimous.sum()),
+        "split": int((~unanimous).sum()),
+        "mean_strength_unanimous": float(mean[unanimous].mean()) if unanimous.any() else None,
+        "mean_strength_split": float(mean[~unanimous].mean()) if (~unanimous).any() else None,
+        "auroc_unanimous_vs_split": auroc(mean, unanimous),
+        "majority_agrees": float((pro > con).mean()),
+    }
+
+
+@dataclass
+class StrengthOutput:
+    """What the strength stage wrote."""
+
+    parquet: Path
+    jsonl: Path
+    summary_path: Path
+    summary: dict[str, Any]
+    delta: np.ndarray
+
+
+def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig,
+                 out_dir: str | os.PathLike[str], progress: bool = True,
+                 extra_summary: dict[str, Any] | None = None) -> StrengthOutput:
+    """Measure strength of every pair in ``ds`` and write ``strength.parquet``, ``strength.jsonl``
+    and ``summary.json`` under ``out_dir``. Every input column is kept.
+    """
+    out = Path(out_dir)
+    pairs = Pairs.from_dataset(ds)
+    delta = ensemble_deltas(pairs, model=model, strength=strength, work_dir=out, progress=progress)
+    cols = strength_columns(delta, strength)
+    table = write_pairs_table(ds, cols, out / "strength.parquet", out / "strength.jsonl")
+    stats = strength_statistics(delta)
+    summary: dict[str, Any] = {
+        "n": len(pairs), "members": model.members, "scheme": strength.scheme,
+        "folds": strength.folds if strength.scheme == "crossfit" else None,
+        "backend": model.backend, "model": model.model, "seed": model.seed,
+        "categories": strength.categories,
+        "identical_pairs_left_out": int(sum(c == r for c, r in zip(pairs.chosen, pairs.rejected))),
+        **summarize_strength(stats, cols["strength_group"], cols["category"]),
+    }
+    names = table.column_names
+    if "injected_flip" in names:
+        summary["detection"] = detection_summary(
+            stats.mean, np.asarray(table.column("injected_flip").to_pylist(), dtype=bool))
+    agree = agreement_summary(stats.mean, {c: table.column(c).to_pylist() for c in
+                                           ("votes_for_chosen", "votes_against", "ties")
+                                           if c in names})
+    if agree is not None:
+        summary["human_agreement"] = agree
+    if extra_summary:
+        summary.update(extra_summary)
+    write_json(out / "summary.json", summary)
+    return StrengthOutput(out / "strength.parquet", out / "strength.jsonl",
+                          out / "summary.json", summary, delta)

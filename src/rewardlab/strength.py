@@ -1,0 +1,184 @@
+"""Preference strength statistics from an ensemble's reward differences.
+
+Pure: arrays in, arrays out.
+
+Conventions: ``delta`` is ``M × N`` (members first, pairs second) with
+``delta[m, i] = r_m(x_i, chosen_i) - r_m(x_i, rejected_i)``; positive means chosen preferred.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CATEGORIES",
+    "CATEGORY_METHODS",
+    "StrengthStats",
+    "auroc",
+    "categorize",
+    "spearman",
+    "strength_groups",
+    "strength_ranks",
+    "strength_statistics",
+    "summarize_strength",
+]
+
+CATEGORIES = ("incorrect", "ambiguous", "normal")
+CATEGORY_METHODS = ("paper", "threshold")
+
+
+@dataclass(frozen=True)
+class StrengthStats:
+    """Per-pair strength: ``mean`` û ``[N]``, ``std`` σ̂ ``[N]`` (population std) and
+    ``members`` ``[M, N]``."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    members: np.ndarray
+
+
+def strength_statistics(delta: np.ndarray) -> StrengthStats:
+    """û_i = (1/M) Σ_m d_im and σ̂_i = sqrt(Σ_m (d_im - û_i)² / M).
+
+    σ̂ is the population std, as in the paper.
+
+    Args:
+        delta: ``[M, N]`` reward differences (an ``[N]`` array is taken as M = 1, σ̂ = 0).
+    """
+    d = np.asarray(delta, dtype=np.float64)
+    if d.ndim == 1:
+        d = d[None, :]
+    if d.ndim != 2 or d.shape[0] < 1:
+        raise ValueError(f"delta must be [M, N] with M >= 1, got shape {d.shape}")
+    if not np.isfinite(d).all():
+        raise ValueError("delta holds NaN or infinite values")
+    mean = d.mean(axis=0)
+    std = np.sqrt(((d - mean) ** 2).mean(axis=0))
+    return StrengthStats(mean=mean, std=std, members=d)
+
+
+def strength_ranks(mean: np.ndarray) -> np.ndarray:
+    """Rank of each pair by û: 0 is the lowest. Ties keep input order (a stable sort)."""
+    order = np.argsort(np.asarray(mean), kind="stable")
+    ranks = np.empty(order.shape[0], dtype=np.int64)
+    ranks[order] = np.arange(order.shape[0], dtype=np.int64)
+    return ranks
+
+
+def strength_groups(ranks: np.ndarray, *, n_groups: int = 10) -> np.ndarray:
+    """Group of each pair, 1..n_groups, equal-sized by rank; group 1 holds the lowest û.
+
+    With N not divisible by ``n_groups`` group sizes differ by at most one.
+    """
+    r = np.asarray(ranks, dtype=np.int64)
+    n = r.shape[0]
+    if n_groups < 1:
+        raise ValueError(f"n_groups must be at least 1, got {n_groups}")
+    if n == 0:
+        return r.copy()
+    return (r * n_groups) // n + 1
+
+
+def categorize(
+    mean: np.ndarray, *, method: str = "paper", ranks: np.ndarray | None = None, tau: float = 0.5,
+    incorrect_frac: float = 0.2, ambiguous_frac: float = 0.2,
+) -> np.ndarray:
+    """Name each pair ``incorrect``, ``ambiguous`` or ``normal``.
+
+    * ``method="paper"``: the paper's reading of its group experiment, by rank: the lowest
+      ``incorrect_frac`` of pairs are incorrect, the next ``ambiguous_frac`` ambiguous.
+    * ``method="threshold"``: û < -tau is incorrect, |û| <= tau ambiguous, the rest normal.
+
+    Returns an object array of strings, ``[N]``.
+    """
+    m = np.asarray(mean, dtype=np.float64)
+    out = np.full(m.shape[0], "normal", dtype=object)
+    if method == "paper":
+        r = strength_ranks(m) if ranks is None else np.asarray(ranks)
+        n = m.shape[0]
+        # Rank-based cut points, so exactly round(frac * N) pairs fall in each category.
+        n_bad = round(incorrect_frac * n)
+        n_amb = round((incorrect_frac + ambiguous_frac) * n)
+        out[r < n_amb] = "ambiguous"
+        out[r < n_bad] = "incorrect"
+    elif method == "threshold":
+        if tau < 0:
+            raise ValueError(f"tau must be >= 0, got {tau}")
+        out[np.abs(m) <= tau] = "ambiguous"
+        out[m < -tau] = "incorrect"
+    else:
+        raise ValueError(f"unknown category method {method!r}; choose one of "
+                         f"{', '.join(CATEGORY_METHODS)}")
+    return out
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..N with ties given their average rank (as Spearman and Mann-Whitney need)."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    ranks = np.empty(x.shape[0], dtype=np.float64)
+    # Boundaries of runs of equal values.
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], x.shape[0]]
+    for s, e in zip(starts, ends):
+        ranks[order[s:e]] = (s + e + 1) / 2.0
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (Pearson on average ranks); NaN when either side is constant."""
+    ra, rb = _average_ranks(np.asarray(a)), _average_ranks(np.asarray(b))
+    if ra.shape != rb.shape:
+        raise ValueError(f"shapes differ: {ra.shape} and {rb.shape}")
+    if ra.size < 2 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for finding ``labels == True`` (ties count half).
+
+    Equals the probability that a random positive scores above a random negative.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def summarize_strength(stats: StrengthStats, groups: np.ndarray,
+                       categories: np.ndarray) -> dict[str, Any]:
+    """JSON-able summary: share of û < 0, quantiles, per-group means, Spearman(û, σ̂),
+    category counts."""
+    qs = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+    def quantiles(x: np.ndarray) -> dict[str, float]:
+        if x.size == 0:
+            return {str(q): float("nan") for q in qs}
+        return {str(q): float(v) for q, v in zip(qs, np.quantile(x, qs))}
+
+    group_rows = []
+    for g in range(1, 11):
+        sel = groups == g
+        group_rows.append({
+            "group": g,
+            "n": int(sel.sum()),
+            "mean_strength": float(stats.mean[sel].mean()) if sel.any() else float("nan"),
+            "std_strength_mean": float(stats.std[sel].mean()) if sel.any() else float("nan"),
+        })
+    return {
+        "fraction_negative": float((stats.mean < 0).mean()) if stats.mean.size else float("nan"),
+        "quantiles": {"strength_mean": quantiles(stats.mean), "strength_std": quantiles(stats.std)},
+        "mean": {"strength_mean": float(stats.mean.mean()),
+                 "strength_std": float(stats.std.mean())},
+        "groups": group_rows,
+        "spearman_mean_std": spearman(stats.mean, stats.std),
+        "category_counts": {c: int((categories == c).sum()) for c in CATEGORIES},
+    }

