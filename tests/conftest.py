@@ -17,3 +17,14 @@ def shared_data() -> Path:
         pytest.skip("../shared/data not found (real-data tests need the shared folder beside "
                     "the checkout)")
     return SHARED_DATA.resolve()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _feature_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One feature cache for the session: tests never touch ~/.cache, and share encodings."""
+    import os
+
+    os.environ["REWARDLAB_CACHE"] = str(tmp_path_factory.mktemp("feature-cache"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

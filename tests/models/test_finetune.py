@@ -23,7 +23,7 @@ import torch
 
 from rewardlab.config import DEFAULT_MODEL, ModelConfig
 from rewardlab.evaluation import accuracy
-from rewardlab.models.base import Pairs, load_reward_model
+from rewardlab.models.base import Pairs, load_reward_model, member_seed
 from rewardlab.models.finetune import FinetuneRewardModel
 from rewardlab.models.text import (
     encode_prompt_response,
@@ -39,10 +39,20 @@ VOCAB = ["<unk>", "<eos>", "<s>", "good", "bad", *WORDS]
 
 # -- fixtures: tiny offline models ------------------------------------------------------------
 def toy_pairs(n: int, seed: int) -> Pairs:
-    """Pairs whose chosen response is always ``good good`` and rejected ``bad bad``."""
+    """Pairs whose chosen response starts with ``good`` and rejected with ``bad``.
+
+    Random words follow (different ones in chosen and rejected), so the last token, where a
+    causal LM's head reads the reward, carries no signal: an untrained model is near chance
+    and must learn to look back at ``good`` / ``bad``.
+    """
     rng = random.Random(seed)
-    prompts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6))) for _ in range(n)]
-    return Pairs(prompts, ["good good"] * n, ["bad bad"] * n)
+
+    def words(k: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(k))
+
+    prompts = [words(rng.randint(2, 6)) for _ in range(n)]
+    return Pairs(prompts, [f"good {words(2)}" for _ in range(n)],
+                 [f"bad {words(2)}" for _ in range(n)])
 
 
 def word_tokenizer(*, bos: bool = False):
@@ -106,7 +116,7 @@ def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_config(model: str, **overrides: object) -> ModelConfig:
     settings: dict = {"backend": "finetune", "model": model, "members": 2, "batch_size": 8,
-                      "epochs": 3, "lr": 3e-3, "max_length": 32, "device": "cpu"}
+                      "epochs": 6, "lr": 1e-2, "max_length": 32, "device": "cpu"}
     settings.update(overrides)
     return ModelConfig(**settings)
 
@@ -115,7 +125,7 @@ def tiny_config(model: str, **overrides: object) -> ModelConfig:
 def gpt2_trained(gpt2_dir: Path) -> tuple[FinetuneRewardModel, object]:
     torch.set_num_threads(1)
     rm = FinetuneRewardModel(tiny_config(str(gpt2_dir)), progress=False)
-    result = rm.fit(toy_pairs(32, 0), valid=toy_pairs(16, 1), eval_every=2)
+    result = rm.fit(toy_pairs(64, 0), valid=toy_pairs(32, 1), eval_every=8)
     return rm, result
 
 
@@ -127,6 +137,16 @@ def minilm_trained() -> FinetuneRewardModel:
     rm = FinetuneRewardModel(config, progress=False)
     rm.fit(toy_pairs(32, 0))
     return rm
+
+
+def untrained_accuracy(rm: FinetuneRewardModel, pairs: Pairs, member: int = 0) -> float:
+    """Accuracy of member ``member`` as ``fit`` initializes it, before any step."""
+    from accelerate.utils import set_seed
+
+    fresh = FinetuneRewardModel(rm.config, progress=False)
+    set_seed(member_seed(rm.config.seed, member))
+    fresh._models = [fresh._new_member().eval()]
+    return accuracy(fresh.score(pairs)[0])
 
 
 def plain_rewards(folder: Path, rm: FinetuneRewardModel, pairs: Pairs) -> torch.Tensor:
@@ -211,36 +231,44 @@ def test_pad_token_for_causal_lm_without_one(gpt2_dir: Path) -> None:
 # -- training -----------------------------------------------------------------------------------
 def test_causal_lm_learns(gpt2_trained: tuple[FinetuneRewardModel, object]) -> None:
     rm, result = gpt2_trained
-    delta = rm.score(toy_pairs(24, 2))
-    assert delta.shape == (2, 24) and delta.dtype == torch.float32
+    test = toy_pairs(32, 2)
+    delta = rm.score(test)
+    assert delta.shape == (2, 32) and delta.dtype == torch.float32
     assert all(accuracy(row) > 0.9 for row in delta)
-    assert result.steps == 3 * 4
-    assert [p["step"] for p in result.curve] == [2, 4, 6, 8, 10, 12]
-    assert result.curve[-1]["epoch"] == pytest.approx(3.0)
+    assert all(untrained_accuracy(rm, test, m) < 0.9 for m in range(2))  # it was learned
+    assert result.steps == 6 * 8
+    assert [p["step"] for p in result.curve] == [8, 16, 24, 32, 40, 48]
+    assert result.curve[0]["epoch"] == pytest.approx(1.0)
+    assert result.curve[-1]["epoch"] == pytest.approx(6.0)
     assert result.curve[-1]["valid_accuracy"] > 0.9
     assert result.curve[-1]["valid_loss"] < result.curve[0]["valid_loss"]
+    assert result.train_loss < 0.3
 
 
 def test_encoder_learns(minilm_trained: FinetuneRewardModel) -> None:
-    delta = minilm_trained.score(toy_pairs(16, 2))
+    test = toy_pairs(16, 2)
+    delta = minilm_trained.score(test)
     assert delta.shape == (1, 16)
     assert accuracy(delta[0]) > 0.9
+    assert untrained_accuracy(minilm_trained, test) < 0.9
 
 
 def test_target_reaches_the_loss(gpt2_dir: Path) -> None:
     # target 0 says "rejected is better": the model must learn to prefer "bad bad".
     rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1), progress=False)
-    train = toy_pairs(32, 0)
-    rm.fit(train, target=torch.zeros(32))
-    assert accuracy(rm.score(toy_pairs(16, 2))[0]) < 0.1
+    train = toy_pairs(64, 0)
+    rm.fit(train, target=torch.zeros(64))
+    assert accuracy(rm.score(toy_pairs(32, 2))[0]) < 0.1
     with pytest.raises(ValueError, match="target and margin"):
-        rm.fit(train, margin=torch.zeros(31))
+        rm.fit(train, margin=torch.zeros(63))
 
 
 def test_grad_accum_counts_optimizer_steps(gpt2_dir: Path) -> None:
-    rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1, epochs=1, grad_accum=2),
-                             progress=False)
-    assert rm.fit(toy_pairs(32, 0)).steps == 2  # 4 batches, 2 per update
+    pairs = toy_pairs(32, 0)
+    for accum, steps in [(2, 2), (1, 4)]:  # 4 batches; accelerate's state must follow the config
+        rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1, epochs=1,
+                                             grad_accum=accum), progress=False)
+        assert rm.fit(pairs).steps == steps
 
 
 def test_same_seed_same_scores(gpt2_dir: Path) -> None:
@@ -276,18 +304,27 @@ def test_save_reload_plain_transformers(which: str, request: pytest.FixtureReque
     loaded = load_reward_model(folder, progress=False)
     assert isinstance(loaded, FinetuneRewardModel)
     assert torch.equal(loaded.score(pairs), expected)
-    # Saving again replaces the folder and leaves no temporary folders behind.
+    # Saving again replaces the folder and leaves no temporary folders behind ...
     rm.save(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    # ... but a folder that holds something else is never replaced (that would delete it).
+    with pytest.raises(FileExistsError, match="not a rewardlab model folder"):
+        rm.save(tmp_path)
+    assert (folder / "rewardlab.json").is_file()
 
 
 def test_lora_trains_head_and_saves_plain_model(llama_dir: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=1, lora_r=4), progress=False)
-    result = rm.fit(toy_pairs(32, 0))
-    assert result.steps == 12
-    assert accuracy(rm.score(toy_pairs(16, 2))[0]) > 0.9
+    trainable = {n for n, p in rm._new_member().named_parameters() if p.requires_grad}
+    assert any(".score." in n for n in trainable)  # the fresh head trains, not only adapters
+    assert not any("mlp" in n or "embed" in n for n in trainable)
+    result = rm.fit(toy_pairs(64, 0))
+    assert result.steps == 48
+    test = toy_pairs(32, 2)
+    assert accuracy(rm.score(test)[0]) > 0.9
+    assert untrained_accuracy(rm, test) < 0.9
     folder = rm.save(tmp_path / "lora")
     member = folder / "member_0"
     assert not (member / "adapter_config.json").exists()  # merged: a plain model folder
@@ -343,7 +380,10 @@ def test_accelerate_launch_two_processes(gpt2_dir: Path, tmp_path: Path) -> None
     launcher = Path(sys.executable).parent / "accelerate"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [str(launcher), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    # accelerate 1.15's `launch --cpu` starts several processes only through mpirun; without it
+    # the torchrun launcher behind --multi_gpu starts them, and the Accelerator's cpu=True
+    # (config.device == "cpu") turns the job into MULTI_CPU DDP over gloo.
+    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
            __file__, str(gpt2_dir), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""Fixtures of the report tests: fake run directories (see fake_run.py) and a prebuilt report."""
+"""Report test fixtures: fake run directories (see fake_report_run.py) and a prebuilt report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from fake_run import PAIR_LIMIT, PARTS, strength_table_for_tests, write_run
+from fake_report_run import PAIR_LIMIT, PARTS, strength_table_for_tests, write_run
 
 
 @pytest.fixture

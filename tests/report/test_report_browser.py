@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from fake_run import MALICIOUS, PAIR_LIMIT, expected_pair_ids
+from fake_report_run import MALICIOUS, PAIR_LIMIT, expected_pair_ids
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from fake_run import N_PAIRS, PAIR_LIMIT, expected_pair_ids
+from fake_report_run import N_PAIRS, PAIR_LIMIT, expected_pair_ids
 
 from rewardlab.report import build_report
 from rewardlab.report.figures import FIGURES, draw_agreement

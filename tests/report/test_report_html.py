@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from fake_run import MALICIOUS, PAIR_LIMIT, expected_pair_ids
+from fake_report_run import MALICIOUS, PAIR_LIMIT, expected_pair_ids
 
 from rewardlab.report.assets import SCRIPT, script_hash
 from rewardlab.report.figures import FIGURES

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -42,6 +42,9 @@ from rewardlab.models.text import (
     prepare_tokenizer,
     resolve_model_path,
 )
+
+if TYPE_CHECKING:  # accelerate is imported only when training starts
+    from accelerate import Accelerator
 
 __all__ = ["EncodedPairs", "FinetuneRewardModel", "collate_pairs", "pair_deltas"]
 
@@ -108,9 +111,12 @@ def _zero_dropout(model_config: Any) -> None:
     noise to Δ that the preference loss then fits; reward-model trainers (e.g. TRL) turn it off.
     The config route also reaches attention dropout, which is a float, not an ``nn.Dropout``.
     """
+    from transformers import PretrainedConfig
+
     for name, value in list(vars(model_config).items()):
-        if (("dropout" in name or name.endswith("pdrop")) and isinstance(value, float)
-                and not isinstance(value, bool)):
+        if isinstance(value, PretrainedConfig):  # e.g. the text_config of a multimodal model
+            _zero_dropout(value)
+        elif ("dropout" in name or name.endswith("pdrop")) and isinstance(value, float):
             setattr(model_config, name, 0.0)
 
 
@@ -165,9 +171,14 @@ def _write_folder_atomically(target: Path, write: Callable[[Path], None]) -> Non
     """Have ``write`` fill a temporary folder beside ``target``, then rename it to ``target``.
 
     A crash mid-write leaves ``target`` as it was (old model or nothing), never half a model.
+    Only an empty folder or an earlier saved model (one with ``rewardlab.json``) is replaced.
     An existing ``target`` is first renamed aside and deleted after the swap; POSIX has no
     atomic replace of a non-empty folder, so the old folder briefly exists under a hidden name.
     """
+    if target.exists() and any(target.iterdir()) and not (target / MODEL_INFO_FILE).is_file():
+        # Replacing means deleting: never do that to a folder that is not a saved model.
+        raise FileExistsError(f"{target} exists and is not a rewardlab model folder "
+                              f"(no {MODEL_INFO_FILE}); choose a new or empty folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -258,8 +269,13 @@ class FinetuneRewardModel:
         return self._pair_format
 
     def encode(self, pairs: Pairs) -> EncodedPairs:
-        """Tokenize ``pairs`` into model inputs (``prompt + chosen`` and ``prompt + rejected``)."""
-        kw = {"max_length": self.config.max_length, "pair_format": self.pair_format}
+        """Tokenize ``pairs`` into model inputs (``prompt + chosen`` and ``prompt + rejected``).
+
+        Inputs hold at most ``config.max_length`` tokens, and never more than the tokenizer's
+        ``model_max_length`` (a BERT's position table ends at 512).
+        """
+        limit = getattr(self.tokenizer, "model_max_length", None) or self.config.max_length
+        kw = {"max_length": min(self.config.max_length, limit), "pair_format": self.pair_format}
         return EncodedPairs(
             chosen=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.chosen, **kw),
             rejected=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.rejected, **kw),
@@ -285,18 +301,20 @@ class FinetuneRewardModel:
             model = _lora(model, self.config.lora_r)
         return model
 
-    def _make_accelerator(self) -> Any:
+    def _make_accelerator(self) -> Accelerator:
+        """The accelerator of one ``fit``: bf16 autocast on a GPU that has it, fp32 otherwise."""
         from accelerate import Accelerator
         from accelerate.utils import DataLoaderConfiguration
 
         device = self.config.device
         cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+        bf16 = not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         if device.startswith("cuda:") and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # accelerate puts a single process on the current CUDA device.
             torch.cuda.set_device(torch.device(device))
         return Accelerator(
             cpu=cpu,
-            mixed_precision="no" if cpu else "bf16",
+            mixed_precision="bf16" if bf16 else "no",
             gradient_accumulation_steps=self.config.grad_accum,
             # batch_size counts pairs per step across all processes: the same run on 1 or N
             # processes takes the same number of steps, on the same global batches.
@@ -344,13 +362,9 @@ class FinetuneRewardModel:
                              f"{accelerator.num_processes} processes")
         data = self.encode(pairs)
         valid_data = self.encode(valid) if valid is not None and len(valid) else None
-        runs: list[_MemberRun] = []
-        self._models = []
-        for m in range(self.members):
-            run = self._train_member(m, accelerator, data, t, mg, batch=batch,
-                                     valid=valid_data, eval_every=eval_every)
-            runs.append(run)
-            self._models.append(run.model)
+        runs = [self._train_member(m, accelerator, data, t, mg, batch=batch, valid=valid_data,
+                                   eval_every=eval_every) for m in range(self.members)]
+        self._models = [run.model for run in runs]
         curve = _ensemble_curve(runs) if valid_data is not None else []
         return FitResult(
             train_loss=sum(r.last_epoch_loss for r in runs) / len(runs),
@@ -359,10 +373,13 @@ class FinetuneRewardModel:
             seconds=time.perf_counter() - t0,
         )
 
-    def _train_member(self, m: int, accelerator: Any, data: EncodedPairs, target: torch.Tensor,
-                      margin: torch.Tensor, *, batch: int, valid: EncodedPairs | None,
-                      eval_every: int) -> _MemberRun:
-        """Train member ``m`` from the backbone; returns it unwrapped, on the CPU, in eval mode."""
+    def _train_member(self, m: int, accelerator: Accelerator, data: EncodedPairs,
+                      target: torch.Tensor, margin: torch.Tensor, *, batch: int,
+                      valid: EncodedPairs | None, eval_every: int) -> _MemberRun:
+        """Train member ``m`` from the backbone; returns it unwrapped, on the CPU, in eval mode.
+
+        ``target`` and ``margin`` are ``[N]``; ``batch`` is the global batch size in pairs.
+        """
         from accelerate.utils import set_seed
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm

@@ -205,8 +205,10 @@ def encode_prompt_response(
         raise ValueError(
             f"max_length {max_length} leaves no room next to {tpl.size} special tokens")
     with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
-    p_all = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-    r_all = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+    # Untruncated on purpose (cut below); verbose=False silences the "longer than the maximum
+    # sequence length" warning, which does not apply to what the model will see.
+    p_all = tokenizer(list(prompts), add_special_tokens=False, verbose=False)["input_ids"]
+    r_all = tokenizer(list(responses), add_special_tokens=False, verbose=False)["input_ids"]
     out: list[EncodedText] = []
     for p_ids, r_ids in zip(p_all, r_all, strict=True):
         p, r = truncate_pair(p_ids, r_ids, budget)

@@ -30,13 +30,15 @@ code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospac
 pre { background: var(--bg-alt); border: 1px solid var(--line); padding: 0.6rem 0.8rem;
       overflow-x: auto; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 1rem; }
-.card { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.9rem; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.9rem;
+        overflow-x: auto; }
+.card td:not(.num) { overflow-wrap: anywhere; }
 .card h3 { margin-top: 0.2rem; }
 table { border-collapse: collapse; }
 th, td { border-bottom: 1px solid var(--line); padding: 0.25rem 0.5rem; text-align: left;
          vertical-align: top; }
 th { background: var(--bg-alt); }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.best td { background: #e9f6ec; font-weight: 600; }
 .skipped { border-left: 4px solid var(--warn); background: #fff8e5; padding: 0.4rem 0.8rem;
            margin: 0.6rem 0; }

@@ -398,7 +398,7 @@ def render_page(page: PageInput) -> str:
 <h1>{esc(title)}</h1>
 <p class="muted">Results read from <code>{esc(page.run_dir)}</code>. Nothing was trained to
 make this page.</p>
-<nav><a href="#summary">Summary</a><a href="#figures">Figures</a><a href="#tables">Tables</a>
+<nav><a href="#summary">Summary</a><a href="#figures">Figures</a><a href="#tables">Tables</a>\
 <a href="#pairs">Pairs</a><a href="#export">Export</a></nav>
 </header>
 {body}
