@@ -136,7 +136,7 @@ class ModelConfig:
     members: int = 1
     """Ensemble size M; each member has its own seed and its own random training order."""
     epochs: int | None = None
-    """Training epochs (default: 12 for embedding, 1 for finetune)."""
+    """Training epochs (default: 4 for embedding, 1 for finetune)."""
     lr: float | None = None
     """Learning rate (default: 1e-3 for embedding heads, 2e-5 for finetune)."""
     batch_size: int | None = None
@@ -147,8 +147,16 @@ class ModelConfig:
     """Random seed; the same seed gives byte-identical results on CPU."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
-    hidden: int = 256
+    hidden: int = 128
     """Hidden width of each embedding-backend MLP head."""
+    proj_dim: int = 64
+    """
+    Embedding backend: project frozen vectors onto their top principal components (fitted on the
+    training texts, whitened) before the heads; 0 keeps every dimension. Fewer is faster and
+    regularises.
+    """
+    head_dropout: float = 0.0
+    """Embedding backend: dropout on each head's hidden layer while training."""
     head_features: Literal["prompt-response", "response"] = "prompt-response"
     """Features seen by each embedding head: [p, r, p*r] (prompt-response) or r alone (response)."""
     pooling: Literal["mean", "cls", "last"] = "mean"
@@ -181,6 +189,9 @@ class ModelConfig:
         _check(self.lr is None or self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _check(self.max_length >= 8, "max_length", f"must be at least 8, got {self.max_length}")
         _check(self.hidden >= 1, "hidden", f"must be at least 1, got {self.hidden}")
+        _check(self.proj_dim >= 0, "proj_dim", f"must be >= 0, got {self.proj_dim}")
+        _check(0 <= self.head_dropout < 1, "head_dropout",
+               f"must be in [0, 1), got {self.head_dropout}")
         _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         _check(self.lora_r >= 0, "lora_r", f"must be >= 0, got {self.lora_r}")
         _check(self.grad_accum >= 1, "grad_accum", f"must be at least 1, got {self.grad_accum}")
@@ -192,7 +203,7 @@ class ModelConfig:
     @property
     def resolved_epochs(self) -> int:
         return self.epochs if self.epochs is not None else (
-            12 if self.backend == "embedding" else 1)
+            4 if self.backend == "embedding" else 1)
 
     @property
     def resolved_lr(self) -> float:
@@ -306,6 +317,11 @@ class ExperimentConfig:
         _check(self.seeds >= 1, "seeds", f"must be at least 1, got {self.seeds}")
         _check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
         _check(bool(self.method_list), "methods", "name at least one method")
+        from rewardlab.denoise import PRESETS  # pure module, no import cycle
+
+        unknown = [m for m in self.method_list if m not in PRESETS]
+        _check(not unknown, "methods",
+               f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
 
     @property
     def method_list(self) -> list[str]:

@@ -16,7 +16,7 @@ from rewardlab.cli import main
 from rewardlab.files import read_json
 from rewardlab.stages.strength import assign_folds, plan_jobs
 
-FAST = ["--epochs", "8", "--batch-size", "16", "--quiet"]
+FAST = ["--epochs", "8", "--batch-size", "16", "--proj-dim", "16", "--quiet"]
 
 
 def test_strength_outputs_and_columns(toy_file: Path, tmp_path: Path) -> None:

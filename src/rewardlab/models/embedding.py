@@ -22,9 +22,21 @@ from rewardlab.files import atomic_path, atomic_write_text
 from rewardlab.losses import preference_loss
 from rewardlab.models.base import MODEL_INFO_FILE, FitResult, Pairs, member_seed
 from rewardlab.models.encode import TextEncoder, default_cache_dir, get_encoder
-from rewardlab.models.heads import EnsembleHeads, pair_features
+from rewardlab.models.heads import EnsembleHeads, fit_projection, pair_features
 
-__all__ = ["EmbeddingRewardModel", "PairFeatures"]
+__all__ = ["EmbeddingRewardModel", "PairFeatures", "PairVectors"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PairVectors:
+    """Frozen encodings of N pairs: ``prompt``, ``chosen``, ``rejected`` ``[N, D]``, and the
+    responses' token counts ``chosen_tokens``, ``rejected_tokens`` ``[N]``."""
+
+    prompt: torch.Tensor
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    chosen_tokens: torch.Tensor
+    rejected_tokens: torch.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +50,9 @@ class PairFeatures:
         return self.chosen.shape[0]
 
 
-# Features of recently seen Pairs objects, keyed by identity: experiments fit many models on the
-# same Pairs (one per seed and method), and assembling features costs a cache lookup per text.
-_FEATURE_MEMO: dict[tuple[int, str], tuple[weakref.ref, PairFeatures]] = {}
+# Encodings of recently seen Pairs objects, keyed by identity: experiments fit many models on the
+# same Pairs (one per seed and method), and gathering vectors costs a cache lookup per text.
+_VECTOR_MEMO: dict[tuple[int, str], tuple[weakref.ref, PairVectors]] = {}
 _MEMO_SIZE = 16
 
 
@@ -51,7 +63,12 @@ def _resolve_device(name: str) -> str:
 
 
 class EmbeddingRewardModel:
-    """Reward model ``r_m(x, y) = head_m(features(enc(x), enc(y)))`` for members m = 1..M."""
+    """Reward model ``r_m(x, y) = head_m(features(enc(x), enc(y)))`` for members m = 1..M.
+
+    ``enc`` is the frozen backbone (cached pooled vectors); ``features`` optionally projects them
+    with a whitening PCA fitted on the training texts (``--proj-dim``), then builds
+    ``[p, r, p⊙r, log-length]``; ``head_m`` is member m's MLP.
+    """
 
     trains_members_jointly = True
     """All M heads train in one vectorized computation (the strength stage plans jobs by this)."""
@@ -64,6 +81,7 @@ class EmbeddingRewardModel:
         self.progress = progress
         self.device = torch.device(_resolve_device(config.device))
         self.heads: EnsembleHeads | None = None
+        self.projection: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def members(self) -> int:
@@ -78,33 +96,48 @@ class EmbeddingRewardModel:
                            device=str(self.device), progress=self.progress)
 
     # -- features -----------------------------------------------------------------------------
-    def features(self, pairs: Pairs) -> PairFeatures:
-        """Encode (cached) and assemble the head inputs of ``pairs``."""
-        key = (id(pairs), self._feature_key)
-        hit = _FEATURE_MEMO.get(key)
+    def vectors(self, pairs: Pairs) -> PairVectors:
+        """Frozen encodings of ``pairs`` (from the disk cache when present), memoised."""
+        c = self.config
+        key = (id(pairs), f"{c.model}|{c.max_length}|{c.pooling}|{c.cache_dir}")
+        hit = _VECTOR_MEMO.get(key)
         if hit is not None and hit[0]() is pairs:
             return hit[1]
-        feats = self._assemble_features(pairs)
-        if len(_FEATURE_MEMO) >= _MEMO_SIZE:
-            _FEATURE_MEMO.pop(next(iter(_FEATURE_MEMO)))
-        _FEATURE_MEMO[key] = (weakref.ref(pairs), feats)
-        return feats
-
-    @property
-    def _feature_key(self) -> str:
-        c = self.config
-        return f"{c.model}|{c.max_length}|{c.pooling}|{c.head_features}|{c.cache_dir}"
-
-    def _assemble_features(self, pairs: Pairs) -> PairFeatures:
         enc = self.encoder
         p = enc.encode(pairs.prompt, side="prompt").vectors
         both = enc.encode(list(pairs.chosen) + list(pairs.rejected), side="response")
         n = len(pairs)
+        vec = PairVectors(p, both.vectors[:n], both.vectors[n:], both.tokens[:n],
+                          both.tokens[n:])
+        if len(_VECTOR_MEMO) >= _MEMO_SIZE:
+            _VECTOR_MEMO.pop(next(iter(_VECTOR_MEMO)))
+        _VECTOR_MEMO[key] = (weakref.ref(pairs), vec)
+        return vec
+
+    def fit_projection(self, vec: PairVectors) -> None:
+        """Fit the whitening PCA on training texts (no-op with ``proj_dim = 0``)."""
+        if self.config.proj_dim > 0:
+            self.projection = fit_projection(
+                torch.cat([vec.prompt, vec.chosen, vec.rejected]), self.config.proj_dim)
+
+    def features_of(self, vec: PairVectors) -> PairFeatures:
+        """Head inputs from frozen encodings, through the fitted projection."""
+        def project(x: torch.Tensor) -> torch.Tensor:
+            if self.projection is None:
+                return x
+            mean, matrix = self.projection
+            return (x - mean) @ matrix
+
+        p = project(vec.prompt)
         kind = self.config.head_features
         return PairFeatures(
-            chosen=pair_features(p, both.vectors[:n], both.tokens[:n], kind=kind),
-            rejected=pair_features(p, both.vectors[n:], both.tokens[n:], kind=kind),
+            chosen=pair_features(p, project(vec.chosen), vec.chosen_tokens, kind=kind),
+            rejected=pair_features(p, project(vec.rejected), vec.rejected_tokens, kind=kind),
         )
+
+    def features(self, pairs: Pairs) -> PairFeatures:
+        """Encode (cached) and assemble the head inputs of ``pairs``."""
+        return self.features_of(self.vectors(pairs))
 
     def _new_heads(self, in_dim: int) -> EnsembleHeads:
         seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
@@ -115,7 +148,9 @@ class EmbeddingRewardModel:
             margin: torch.Tensor | None = None, valid: Pairs | None = None,
             eval_every: int = 0) -> FitResult:
         """Train all M heads jointly; see :meth:`rewardlab.models.base.RewardModel.fit`."""
-        return self.fit_features(self.features(pairs), target=target, margin=margin,
+        vec = self.vectors(pairs)
+        self.fit_projection(vec)
+        return self.fit_features(self.features_of(vec), target=target, margin=margin,
                                  valid=None if valid is None else self.features(valid),
                                  eval_every=eval_every)
 
@@ -150,6 +185,7 @@ class EmbeddingRewardModel:
         step, last_loss = 0, float("nan")
         bar = tqdm(total=total, desc=f"training {m_count} head(s)", unit="step",
                    disable=not self.progress)
+        drop_gen = torch.Generator().manual_seed(c.seed + 7)
         for epoch in range(c.resolved_epochs):
             # Each member its own order, derived from (member seed, epoch): reproducible, and a
             # resumed or re-run fit sees exactly the same batches.
@@ -158,7 +194,8 @@ class EmbeddingRewardModel:
                 for s in seeds]).to(dev)
             for b in range(steps_per_epoch):
                 idx = perms[:, b * batch:(b + 1) * batch]  # [M, B]
-                rewards = heads(torch.cat([xc[idx], xr[idx]], dim=1))  # [M, 2B]
+                rewards = heads(torch.cat([xc[idx], xr[idx]], dim=1),  # [M, 2B]
+                                dropout=c.head_dropout, generator=drop_gen)
                 delta = rewards[:, : idx.shape[1]] - rewards[:, idx.shape[1]:]
                 per_pair = preference_loss(delta, target=t[idx], margin=mg[idx], reduction="none")
                 # Sum of per-member means: each member's gradient is its own mean loss's.
@@ -216,6 +253,9 @@ class EmbeddingRewardModel:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.heads.state_dict().items()}
+        if self.projection is not None:
+            state["projection.mean"] = self.projection[0].contiguous()
+            state["projection.matrix"] = self.projection[1].contiguous()
         with atomic_path(path / "heads.safetensors") as tmp:
             save_file(state, str(tmp))
         info = {"backend": "embedding", "config": dataclasses.asdict(self.config),
@@ -231,7 +271,10 @@ class EmbeddingRewardModel:
         info = json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
         model = cls(ModelConfig(**info["config"]), progress=progress)
         model.heads = model._new_heads(int(info["in_dim"]))
-        model.heads.load_state_dict(load_file(str(path / "heads.safetensors")))
+        state = load_file(str(path / "heads.safetensors"))
+        if "projection.mean" in state:
+            model.projection = (state.pop("projection.mean"), state.pop("projection.matrix"))
+        model.heads.load_state_dict(state)
         return model
 
 

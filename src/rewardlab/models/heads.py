@@ -13,7 +13,26 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["EnsembleHeads", "pair_features"]
+__all__ = ["EnsembleHeads", "fit_projection", "pair_features"]
+
+
+def fit_projection(vectors: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whitening PCA: the mean ``[D]`` and a ``[D, k]`` matrix onto the top ``k`` components,
+    each scaled to unit variance (k = min(dim, D)).
+
+    Fitted on training texts only. Projecting frozen vectors onto fewer, whitened dimensions makes
+    each head much cheaper (the ensemble's cost is in its first layer) and regularises it.
+    """
+    x = vectors.double()
+    mean = x.mean(dim=0)
+    cov = (x - mean).T @ (x - mean) / max(x.shape[0] - 1, 1)
+    eigval, eigvec = torch.linalg.eigh(cov)  # ascending
+    k = min(dim, x.shape[1])
+    top_val, top_vec = eigval.flip(0)[:k], eigvec.flip(1)[:, :k]
+    # Fix each component's sign (largest loading positive) so the projection is reproducible.
+    signs = torch.sign(top_vec.gather(0, top_vec.abs().argmax(0, keepdim=True)))
+    matrix = top_vec * signs / top_val.clamp(min=1e-12).sqrt()
+    return mean.float(), matrix.float()
 
 
 def pair_features(prompt: torch.Tensor, response: torch.Tensor, tokens: torch.Tensor, *,
@@ -62,11 +81,23 @@ class EnsembleHeads(nn.Module):
         self.w2 = nn.Parameter(torch.stack(w2))  # [M, H]
         self.b2 = nn.Parameter(torch.stack(b2))  # [M]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[M, B, F]`` features -> ``[M, B]`` rewards."""
+    def forward(self, x: torch.Tensor, *, dropout: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[M, B, F]`` features -> ``[M, B]`` rewards.
+
+        ``dropout`` (training only) zeroes hidden units with masks drawn from ``generator``, so
+        a seeded run repeats exactly. Pass the same mask for chosen and rejected by running both
+        in one call: a pair's two responses then see the same sub-network, so dropout adds no
+        noise to Δ beyond the regularisation.
+        """
         if x.dim() != 3 or x.shape[0] != self.members or x.shape[2] != self.in_dim:
             raise ValueError(f"expected [{self.members}, B, {self.in_dim}], got {tuple(x.shape)}")
         h = torch.nn.functional.gelu(torch.baddbmm(self.b1.unsqueeze(1), x, self.w1))
+        if dropout > 0:
+            half = x.shape[1] // 2  # [chosen; rejected] halves share one mask per pair
+            keep = torch.rand(self.members, half, self.hidden, generator=generator) >= dropout
+            mask = torch.cat([keep, keep], dim=1).to(h.dtype).to(h.device) / (1 - dropout)
+            h = h * mask
         return (h * self.w2.unsqueeze(1)).sum(-1) + self.b2.unsqueeze(1)
 
     def score_all(self, x: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
