@@ -2,12 +2,15 @@
 
 Real responses (for instance the two responses of every HH-RLHF pair) are re-labelled by a
 hidden *teacher*: a fixed random two-layer network on the same frozen features the embedding
-backend sees, ``r*(x, y) = v · tanh(W [p, y, p⊙y])``, with ``p`` and ``y`` the pooled
-prompt and response vectors. The teacher's preferred response becomes ``chosen``; then a known
-share of labels is flipped (uniformly, or concentrated on near ties). Because the teacher is
-realisable by the student, what remains is exactly the question this set exists to answer: does
-preference strength find the flipped pairs, and do the denoising methods recover the accuracy
-the flips cost?
+backend sees, ``r*(x, y) = v · tanh(W [p, y, p⊙y])``, where ``p`` and ``y`` are the pooled
+prompt and response vectors projected onto the pool's top ``teacher_dim`` principal components
+(whitened). Preferences that depend on the main directions of variation, rather than on
+near-constant ones, are what a learner from a few thousand pairs can hope to recover.
+
+The teacher's preferred response becomes ``chosen``; then a known share of labels is flipped
+(uniformly, or concentrated on near ties). Because the teacher is realisable by the student,
+what remains is exactly the question this set exists to answer: does preference strength find
+the flipped pairs, and do the denoising methods recover the accuracy the flips cost?
 
 Columns added: ``teacher_gap`` (r*(chosen) - r*(rejected) as finally labelled, so negative on
 flipped pairs), ``near_tie`` (|gap| in the lowest ``near_tie_quantile``), ``injected_flip``.
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardlab.models.heads import fit_projection
 from rewardlab.noise import choose_flips
 
 __all__ = ["make_synthetic", "teacher_rewards"]
@@ -27,10 +31,13 @@ __all__ = ["make_synthetic", "teacher_rewards"]
 
 def teacher_rewards(prompt: torch.Tensor, response: torch.Tensor, *, seed: int = 0,
                     hidden: int = 64) -> torch.Tensor:
-    """The hidden teacher's reward of each (prompt, response): ``[N, D]``, ``[N, D]`` -> ``[N]``."""
+    """The hidden teacher's reward of each (prompt, response): ``[N, d]``, ``[N, d]`` -> ``[N]``.
+
+    Inputs are the projected (whitened) vectors; see the module docstring.
+    """
     d = prompt.shape[1]
     g = torch.Generator().manual_seed(10_007 + seed)
-    w = torch.randn(3 * d, hidden, generator=g) / np.sqrt(3 * d) * 4.0
+    w = torch.randn(3 * d, hidden, generator=g) / np.sqrt(3 * d)
     v = torch.randn(hidden, generator=g) / np.sqrt(hidden)
     x = torch.cat([prompt, response, prompt * response], dim=-1).float()
     return torch.tanh(x @ w) @ v
@@ -38,7 +45,7 @@ def teacher_rewards(prompt: torch.Tensor, response: torch.Tensor, *, seed: int =
 
 def make_synthetic(ds: Any, *, encoder: Any, flip_rate: float = 0.2, noise: str = "uniform",
                    near_tie_share: float | None = None, near_tie_quantile: float = 0.2,
-                   seed: int = 0, teacher_seed: int = 0) -> Any:
+                   seed: int = 0, teacher_seed: int = 0, teacher_dim: int = 16) -> Any:
     """Re-label the pairs of ``ds`` (a ``datasets.Dataset``) by the teacher and inject flips.
 
     Args:
@@ -50,6 +57,7 @@ def make_synthetic(ds: Any, *, encoder: Any, flip_rate: float = 0.2, noise: str 
             ties (|gap| in the lowest ``near_tie_quantile`` of the pool); ``None`` keeps all.
         seed: seed of the flips and of any subsampling.
         teacher_seed: seed of the teacher network.
+        teacher_dim: principal components the teacher reads.
 
     Returns:
         A new Dataset with the canonical columns, ``source``, and the ground-truth columns.
@@ -59,6 +67,8 @@ def make_synthetic(ds: Any, *, encoder: Any, flip_rate: float = 0.2, noise: str 
     prompt = encoder.encode(list(ds["prompt"]), side="prompt").vectors
     a = encoder.encode(list(ds["chosen"]), side="response").vectors
     b = encoder.encode(list(ds["rejected"]), side="response").vectors
+    mean, matrix = fit_projection(torch.cat([prompt, a, b]), teacher_dim)
+    prompt, a, b = ((x - mean) @ matrix for x in (prompt, a, b))
     gap = (teacher_rewards(prompt, a, seed=teacher_seed)
            - teacher_rewards(prompt, b, seed=teacher_seed)).numpy().astype(np.float64)
     near = np.abs(gap) <= np.quantile(np.abs(gap), near_tie_quantile)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +27,9 @@ def fit_projection(vectors: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch
     x = vectors.double()
     mean = x.mean(dim=0)
     cov = (x - mean).T @ (x - mean) / max(x.shape[0] - 1, 1)
-    eigval, eigvec = torch.linalg.eigh(cov)  # ascending
+    # numpy's eigh: torch's multi-threaded one was seen to stall for seconds on a busy 2-core box.
+    w, v = np.linalg.eigh(cov.numpy())  # ascending
+    eigval, eigvec = torch.from_numpy(w), torch.from_numpy(v)
     k = min(dim, x.shape[1])
     top_val, top_vec = eigval.flip(0)[:k], eigvec.flip(1)[:, :k]
     # Fix each component's sign (largest loading positive) so the projection is reproducible.
