@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import HH_FILES
 
 from rewardlab.config import ModelConfig, StrengthConfig
 from rewardlab.data import read_preferences, split_train_valid
@@ -38,9 +39,6 @@ from rewardlab.noise import choose_flips
 from rewardlab.stages.strength import detection_summary, ensemble_deltas
 from rewardlab.stages.train import train_reward_model
 from rewardlab.synthetic import make_synthetic
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def flip_rows(ds, mask: np.ndarray):
@@ -55,7 +53,7 @@ def flip_rows(ds, mask: np.ndarray):
 
 def load_dataset(name: str, rate: float, seed: int):
     """(noisy train, clean train, valid) for a benchmark dataset."""
-    hh, _ = read_preferences(sorted(glob.glob(str(SHARED / "hh-rlhf" / "*.jsonl.gz"))),
+    hh, _ = read_preferences(sorted(glob.glob(HH_FILES)),
                              drop_suspicious=True)
     if name == "hh":
         base = hh

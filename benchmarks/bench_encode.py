@@ -30,7 +30,6 @@ Reproduce (from the repository root, on a quiet machine)::
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import random
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from common import expand
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[1].parent
                    / "shared" / "data" / "hh-rlhf" / "*.jsonl.gz")
@@ -91,17 +91,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     return args
-
-
-def expand(patterns: list[str]) -> list[str]:
-    """Glob-expand ``patterns`` (a pattern that matches nothing is an error)."""
-    paths: list[str] = []
-    for pattern in patterns:
-        found = sorted(glob.glob(pattern))
-        if not found:
-            raise SystemExit(f"--data: nothing matches {pattern}")
-        paths += found
-    return paths
 
 
 def load_texts(patterns: list[str], n: int, seed: int = 0) -> Texts:

@@ -21,7 +21,6 @@ Reproduce (from the repository root, on a quiet machine)::
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import expand
 
 from rewardlab.config import ModelConfig
 
@@ -60,17 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     return args
-
-
-def expand(patterns: list[str]) -> list[str]:
-    """Glob-expand ``patterns`` (a pattern that matches nothing is an error)."""
-    paths: list[str] = []
-    for pattern in patterns:
-        found = sorted(glob.glob(pattern))
-        if not found:
-            raise SystemExit(f"--data: nothing matches {pattern}")
-        paths += found
-    return paths
 
 
 def load_pairs(patterns: list[str]):

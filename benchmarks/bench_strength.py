@@ -20,14 +20,13 @@ import json
 import time
 from pathlib import Path
 
+from common import HH_FILES, ROOT, SHARED
+
 from rewardlab.config import ModelConfig, StrengthConfig
 from rewardlab.data import read_preferences
 from rewardlab.models.encode import default_cache_dir, get_encoder
 from rewardlab.stages.strength import run_strength
 from rewardlab.synthetic import make_synthetic
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def strength(ds, out: Path, *, scheme: str, members: int, seed: int) -> dict:
@@ -38,7 +37,7 @@ def strength(ds, out: Path, *, scheme: str, members: int, seed: int) -> dict:
 
 
 def hh_section(args: argparse.Namespace) -> dict:
-    ds, _ = read_preferences(sorted(glob.glob(str(SHARED / "hh-rlhf" / "*.jsonl.gz"))))
+    ds, _ = read_preferences(sorted(glob.glob(HH_FILES)))
     out = {}
     for scheme in ("insample", "crossfit"):
         s = strength(ds, args.out / f"hh-{scheme}", scheme=scheme, members=args.members,
@@ -65,7 +64,7 @@ def pandalm_section(args: argparse.Namespace) -> dict:
 
 
 def synthetic_section(args: argparse.Namespace) -> dict:
-    base, _ = read_preferences(sorted(glob.glob(str(SHARED / "hh-rlhf" / "*.jsonl.gz"))),
+    base, _ = read_preferences(sorted(glob.glob(HH_FILES)),
                                drop_suspicious=True)
     enc = get_encoder("all-MiniLM-L6-v2", max_length=256, pooling="mean", batch_size=64,
                       cache_dir=default_cache_dir(), progress=False)

@@ -117,20 +117,23 @@ def _prepared(ns: argparse.Namespace, *, strength: StrengthConfig | None = None)
                         split=build_config(SplitConfig, ns), seed=model.seed, strength=strength)
 
 
-def _strength_for(train: Any, ns: argparse.Namespace, out: Path, model: ModelConfig,
-                  strength: StrengthConfig, members: int) -> Any:
+def _strength_for(train: Any, valid: Any, ns: argparse.Namespace, out: Path,
+                  model: ModelConfig, strength: StrengthConfig, members: int) -> Any:
     """û of the training pairs: from ``--strength``, else measured on them now (train only)."""
-    import numpy as np
-
     from rewardlab.stages.strength import run_strength
     from rewardlab.stages.tables import join_strength, read_table
 
     path = getattr(ns, "DenoiseConfig.strength", None)
     if path:
-        return join_strength(list(train["id"]), read_table(path), source=path)
+        table = read_table(path)
+        leaked = set(valid["id"]) & set(table.column("id").to_pylist())
+        if leaked:
+            log.warning("warning: %d validation pairs are in %s: strength measured on them "
+                        "lets validation labels leak into denoising", len(leaked), path)
+        return join_strength(list(train["id"]), table, source=path)
     res = run_strength(train, model=dataclasses.replace(model, members=members),
                        strength=strength, out_dir=out / "strength", progress=not ns.quiet)
-    return np.asarray(res.summary and res.delta.mean(axis=0))
+    return res.delta.mean(axis=0)
 
 
 def cmd_strength(ns: argparse.Namespace) -> int:
@@ -203,7 +206,7 @@ def _experiment(ns: argparse.Namespace, which: str) -> int:
     experiment = build_config(ExperimentConfig, ns)
     out = Path(ns.out)
     prep = _prepared(ns, strength=strength)
-    u = _strength_for(prep.train, ns, out, model, strength, ns.strength_members)
+    u = _strength_for(prep.train, prep.valid, ns, out, model, strength, ns.strength_members)
     train, valid = Pairs.from_dataset(prep.train), Pairs.from_dataset(prep.valid)
     if which == "groups":
         rows = run_groups(train, valid, u, model=model, seeds=experiment.seeds, out_dir=out,

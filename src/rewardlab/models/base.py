@@ -27,6 +27,7 @@ __all__ = [
     "build_reward_model",
     "load_reward_model",
     "member_seed",
+    "per_pair_inputs",
 ]
 
 MODEL_INFO_FILE = "rewardlab.json"
@@ -114,6 +115,20 @@ class RewardModel(Protocol):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to folder ``path`` (safetensors + ``rewardlab.json``)."""
         ...
+
+
+def per_pair_inputs(n: int, target: torch.Tensor | None,
+                    margin: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``fit``'s optional ``target`` (default 1) and ``margin`` (default 0) as float ``[N]``
+    tensors, with a clear error for any other shape."""
+    if n == 0:
+        raise ValueError("no training pairs")
+    t = torch.ones(n) if target is None else torch.as_tensor(target, dtype=torch.float32)
+    mg = torch.zeros(n) if margin is None else torch.as_tensor(margin, dtype=torch.float32)
+    if t.shape != (n,) or mg.shape != (n,):
+        raise ValueError(f"target and margin must be [N] = [{n}], got "
+                         f"{tuple(t.shape)} and {tuple(mg.shape)}")
+    return t, mg
 
 
 def member_seed(seed: int, member: int) -> int:

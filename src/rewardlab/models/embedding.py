@@ -20,7 +20,13 @@ from rewardlab.config import ModelConfig
 from rewardlab.evaluation import accuracy
 from rewardlab.files import atomic_path, atomic_write_text
 from rewardlab.losses import preference_loss
-from rewardlab.models.base import MODEL_INFO_FILE, FitResult, Pairs, member_seed
+from rewardlab.models.base import (
+    MODEL_INFO_FILE,
+    FitResult,
+    Pairs,
+    member_seed,
+    per_pair_inputs,
+)
 from rewardlab.models.encode import TextEncoder, default_cache_dir, get_encoder
 from rewardlab.models.heads import EnsembleHeads, fit_projection, pair_features
 
@@ -162,14 +168,8 @@ class EmbeddingRewardModel:
 
         c = self.config
         n, m_count = len(feats), self.members
-        if n == 0:
-            raise ValueError("no training pairs")
+        t, mg = per_pair_inputs(n, target, margin)
         t0 = time.perf_counter()
-        t = torch.ones(n) if target is None else torch.as_tensor(target, dtype=torch.float32)
-        mg = torch.zeros(n) if margin is None else torch.as_tensor(margin, dtype=torch.float32)
-        if t.shape != (n,) or mg.shape != (n,):
-            raise ValueError(f"target and margin must be [N] = [{n}], got "
-                             f"{tuple(t.shape)} and {tuple(mg.shape)}")
         dev = self.device
         xc, xr, t, mg = (a.to(dev) for a in (feats.chosen, feats.rejected, t, mg))
         self.heads = heads = self._new_heads(xc.shape[1])

@@ -33,7 +33,13 @@ import torch
 from rewardlab.config import ModelConfig
 from rewardlab.evaluation import accuracy
 from rewardlab.losses import preference_loss
-from rewardlab.models.base import MODEL_INFO_FILE, FitResult, Pairs, member_seed
+from rewardlab.models.base import (
+    MODEL_INFO_FILE,
+    FitResult,
+    Pairs,
+    member_seed,
+    per_pair_inputs,
+)
 from rewardlab.models.text import (
     EncodedText,
     encode_prompt_response,
@@ -347,14 +353,8 @@ class FinetuneRewardModel:
         """
         c = self.config
         n = len(pairs)
-        if n == 0:
-            raise ValueError("no training pairs")
+        t, mg = per_pair_inputs(n, target, margin)
         t0 = time.perf_counter()
-        t = torch.ones(n) if target is None else torch.as_tensor(target, dtype=torch.float32)
-        mg = torch.zeros(n) if margin is None else torch.as_tensor(margin, dtype=torch.float32)
-        if t.shape != (n,) or mg.shape != (n,):
-            raise ValueError(f"target and margin must be [N] = [{n}], got "
-                             f"{tuple(t.shape)} and {tuple(mg.shape)}")
         batch = min(c.resolved_batch_size, n)
         accelerator = self._make_accelerator()
         if batch % accelerator.num_processes:
