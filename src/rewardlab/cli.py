@@ -346,8 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("train", "strength", "groups", "compare", "run", "synthetic"):
         add_config(subs[name], LoadConfig, title="loading")
+        # groups, compare and run train single models per seed; --strength-members sizes the
+        # ensemble that measures strength, so --members would only confuse there.
         add_config(subs[name], ModelConfig, title="model",
-                   defaults={"members": 10} if name == "strength" else None)
+                   defaults={"members": 10} if name == "strength" else None,
+                   skip=("members",) if name in ("groups", "compare", "run") else ())
     for name in ("train", "groups", "compare", "run"):
         add_config(subs[name], SplitConfig, title="validation")
     for name in ("strength", "train", "groups", "compare", "run"):
