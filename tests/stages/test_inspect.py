@@ -76,3 +76,28 @@ def test_ids_are_capped(tmp_path: Path) -> None:
     assert result["suspicious"]["identical"]["count"] == 30
     assert len(result["suspicious"]["identical"]["ids"]) == MAX_IDS_SHOWN
     assert "tokens" in result and "over_max_length" not in result["tokens"]
+
+
+def test_cli_json_has_the_documented_keys(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from rewardlab.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+                    '{"prompt": "p", "chosen": "same", "rejected": "same"}\n', encoding="utf-8")
+    assert main(["inspect", str(data), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"pairs", "by_file", "skipped", "suspicious"} <= set(out)
+    assert out["pairs"] == 2 and out["suspicious"]["identical"]["count"] == 1
+
+
+def test_cli_reports_malformed_input_without_traceback(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from rewardlab.cli import main
+
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": 1\n',
+                    encoding="utf-8")
+    assert main(["inspect", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.jsonl" in err and "line 2" in err and "Traceback" not in err

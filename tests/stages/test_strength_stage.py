@@ -115,3 +115,15 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     other = subprocess.run(_strength_cmd(data, killed, "--lr", "0.002"), env=env,
                            capture_output=True, text=True, check=True)
     assert "resuming" not in other.stderr
+
+
+def test_threshold_categories_from_the_cli(toy_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    assert main(["strength", str(toy_file), "-o", str(out), "--members", "2",
+                 "--categories", "threshold", "--tau", "0.3", *FAST]) == 0
+    table = pq.read_table(out / "strength.parquet")
+    mean = table.column("strength_mean").to_numpy()
+    cats = np.array(table.column("category").to_pylist())
+    assert (cats[mean < -0.3] == "incorrect").all()
+    assert (cats[np.abs(mean) <= 0.3] == "ambiguous").all()
+    assert (cats[mean > 0.3] == "normal").all()

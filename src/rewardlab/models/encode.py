@@ -160,6 +160,10 @@ class TextEncoder:
         self._fingerprint: str | None = None
         self._caches: dict[str, FeatureCache] = {}
         self.encoded_count = 0  # texts actually run through the backbone (not cache hits)
+        # Tokens per forward pass. On a CPU small batches are faster per token (their
+        # activations stay in cache: measured 5.9k tokens/s at ~1k tokens per batch against
+        # 3.9k at 64 texts per batch on 2 cores); a GPU wants large ones.
+        self.tokens_per_batch = 1024 if self.device.type == "cpu" else 32768
 
     # -- backbone ---------------------------------------------------------------------------
     @property
@@ -254,7 +258,7 @@ class TextEncoder:
         dim = int(model.config.hidden_size)
         out = np.zeros((len(texts), dim), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
-        token_budget = self.batch_size * min(self.max_length, 128)
+        token_budget = self.tokens_per_batch
         done_since_flush: list[int] = []
         bar = tqdm(total=int(lengths.sum()), unit="tok", unit_scale=True,
                    desc=f"encoding {len(texts)} {side}s", disable=not self.progress)
