@@ -1,5 +1,6 @@
 """The strength stage: outputs, both schemes, detection of known flips, resume after kill -9."""
 
+import json
 import os
 import signal
 import subprocess
@@ -127,3 +128,27 @@ def test_threshold_categories_from_the_cli(toy_file: Path, tmp_path: Path) -> No
     assert (cats[mean < -0.3] == "incorrect").all()
     assert (cats[np.abs(mean) <= 0.3] == "ambiguous").all()
     assert (cats[mean > 0.3] == "normal").all()
+
+
+@pytest.mark.shared
+def test_real_pandalm_votes_flow_through(shared_data: Path, tmp_path: Path) -> None:
+    """Real data and the real backbone: the annotator votes reach strength.parquet and the
+    summary compares unanimous with split pairs."""
+    lines = (shared_data / "pandalm" / "pandalm-test.jsonl").read_text().splitlines()[:160]
+    data = tmp_path / "pandalm-head.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "s"
+    assert main(["strength", str(data), "-o", str(out), "--members", "3", "--on-bad", "skip",
+                 *FAST]) == 0
+    table = pq.read_table(out / "strength.parquet")
+    summary = read_json(out / "summary.json")
+    votes_against = np.array(table.column("votes_against").to_pylist())
+    ties = np.array(table.column("ties").to_pylist())
+    agree = summary["human_agreement"]
+    assert agree["unanimous"] == int(((votes_against == 0) & (ties == 0)).sum())
+    assert agree["unanimous"] + agree["split"] == table.num_rows == summary["n"]
+    records = [json.loads(line) for line in lines]
+    malformed = sum(not (isinstance(r["chosen"], str) and isinstance(r["rejected"], str))
+                    for r in records)
+    assert table.num_rows == 160 - malformed
+    assert summary["data"]["skipped"] == ({"wrong_type": malformed} if malformed else {})
