@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +105,10 @@ def write_jsonl(target: str | os.PathLike[str], rows: list[dict[str, Any]]) -> P
     return atomic_write_text(target, "\n".join(lines) + ("\n" if lines else ""))
 
 
-def write_table(target: str | os.PathLike[str], table: Any,
-                writer: Callable[[Any, str], None] | None = None) -> Path:
+def write_table(target: str | os.PathLike[str], table: Any) -> Path:
     """Write a pyarrow ``Table`` to Parquet atomically (deterministic bytes for the same table)."""
     import pyarrow.parquet as pq
 
     with atomic_path(target) as tmp:
-        if writer is not None:
-            writer(table, str(tmp))
-        else:
-            pq.write_table(table, str(tmp), compression="zstd")
+        pq.write_table(table, str(tmp), compression="zstd")
     return Path(target)

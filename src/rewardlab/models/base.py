@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from rewardlab.config import ModelConfig
@@ -57,6 +58,11 @@ class Pairs:
     def from_dataset(cls, ds: Any) -> Pairs:
         """From a ``datasets.Dataset`` (or any mapping of columns) with the canonical columns."""
         return cls(list(ds["prompt"]), list(ds["chosen"]), list(ds["rejected"]))
+
+    def identical(self) -> np.ndarray:
+        """``[N]`` bool: pairs whose chosen equals rejected. They carry no preference, so every
+        training stage leaves them out of the loss (they still get scored: Δ is 0 for them)."""
+        return np.array([c == r for c, r in zip(self.chosen, self.rejected)], dtype=bool)
 
     def subset(self, index: Sequence[int] | torch.Tensor) -> Pairs:
         idx = index.tolist() if torch.is_tensor(index) else list(index)

@@ -55,7 +55,7 @@ def export_pairs(run_dir: str | os.PathLike[str], plan: DenoisePlan,
     """Write the denoised pairs of ``run_dir`` (or a strength file) to .jsonl or .parquet."""
     out_file = Path(out_file)
     table, counts = export_table(read_table(run_dir), plan)
-    suffix = "".join(out_file.suffixes[-1:])
+    suffix = out_file.suffix
     if suffix == ".parquet":
         write_table(out_file, table)
     elif suffix == ".jsonl":

@@ -119,7 +119,7 @@ def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfi
     from tqdm.auto import tqdm
 
     n = len(pairs)
-    identical = np.array([c == r for c, r in zip(pairs.chosen, pairs.rejected)])
+    identical = pairs.identical()
     if identical.any():
         log.info("strength: %d identical pairs (chosen == rejected) left out of training",
                  int(identical.sum()))
@@ -242,7 +242,7 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig,
         "folds": strength.folds if strength.scheme == "crossfit" else None,
         "backend": model.backend, "model": model.model, "seed": model.seed,
         "categories": strength.categories,
-        "identical_pairs_left_out": int(sum(c == r for c, r in zip(pairs.chosen, pairs.rejected))),
+        "identical_pairs_left_out": int(pairs.identical().sum()),
         **summarize_strength(stats, cols["strength_group"], cols["category"]),
     }
     names = table.column_names

@@ -85,7 +85,7 @@ def training_inputs(pairs: Pairs, plan: DenoisePlan, strength_mean: np.ndarray |
                              "(a strength.parquet from `rewardlab strength`)")
         strength_mean = np.zeros(n)
     result: DenoiseResult = denoise(strength_mean, plan)
-    identical = np.array([c == r for c, r in zip(pairs.chosen, pairs.rejected)], dtype=bool)
+    identical = pairs.identical()
     keep = result.keep & ~identical
     counts = {**result.counts(), "identical_left_out": int(identical.sum()),
               "trained_on": int(keep.sum())}
