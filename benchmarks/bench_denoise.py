@@ -80,19 +80,6 @@ def accuracy_over_seeds(train: Pairs, valid: Pairs, plan: DenoisePlan, u: np.nda
     return float(np.mean(accs)), float(np.std(accs))
 
 
-def parse_plans(text: str, margin_scale: float | None) -> dict[str, DenoisePlan]:
-    """``flip,drop,flip@0.1,drop@0.3`` -> plans; ``NAME@F`` overrides the preset's fraction."""
-    plans = {}
-    for item in text.split(","):
-        name, _, frac = item.partition("@")
-        over = {}
-        if frac:
-            field = "drop" if name.startswith("drop") else "flip"
-            over[field] = float(frac)
-        plans[item] = resolve_plan(name, margin_scale=margin_scale, **over)
-    return plans
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=["synthetic-uniform", "synthetic-near-tie", "hh"],
@@ -124,7 +111,8 @@ def main() -> None:
     clean_acc = accuracy_over_seeds(clean_p, valid_p, DenoisePlan(), None, model, args.seeds)
     rows = []
     base_acc = None
-    for name, plan in parse_plans(args.methods, args.margin_scale).items():
+    plans = {m: resolve_plan(m, margin_scale=args.margin_scale) for m in args.methods.split(",")}
+    for name, plan in plans.items():
         acc = accuracy_over_seeds(noisy_p, valid_p, plan, u, model, args.seeds)
         if name == "baseline":
             base_acc = acc

@@ -88,3 +88,15 @@ def test_counts() -> None:
     c = denoise(U, "soft+margin:flipped").counts()
     assert c == {"pairs": 10, "kept": 10, "dropped": 0, "flipped": 3, "smoothed": 3,
                  "with_margin": 10}
+
+
+def test_at_syntax_sets_the_main_knob() -> None:
+    assert resolve_plan("flip@0.1").flip == 0.1
+    assert resolve_plan("drop@0.3").drop == 0.3
+    assert resolve_plan("soft+margin@0.2").smooth == 0.2
+    assert resolve_plan("margin@0.5").margin_scale == 0.5
+    assert denoise(U, "flip@0.3").flipped.sum() == 3
+    with pytest.raises(ValueError, match="no knob"):
+        resolve_plan("baseline@0.1")
+    with pytest.raises(ValueError, match="number"):
+        resolve_plan("flip@lots")

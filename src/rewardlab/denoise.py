@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "PRESETS",
+    "PRIMARY_KNOB",
     "DenoisePlan",
     "DenoiseResult",
     "denoise",
@@ -96,19 +97,36 @@ class DenoiseResult:
         }
 
 
+PRIMARY_KNOB: dict[str, str] = {
+    "flip": "flip", "flip+margin": "flip", "drop": "drop", "smooth": "smooth",
+    "soft+margin": "smooth", "soft+margin:flipped": "smooth", "margin": "margin_scale",
+}
+"""What ``NAME@X`` sets for each preset: ``flip@0.1`` flips the lowest 10%, ``drop@0.3`` drops the
+lowest 30%, ``smooth@0.2`` smooths with α = 0.2, ``margin@0.5`` halves the margin."""
+
+
 def resolve_plan(method: str | None = None, **overrides: Any) -> DenoisePlan:
     """A preset by name, with ``None``-valued overrides ignored and the rest applied.
 
-    Raises ``ValueError`` listing the valid names for an unknown method.
+    ``NAME@X`` sets the preset's main knob to X (see :data:`PRIMARY_KNOB`). Raises ``ValueError``
+    listing the valid names for an unknown method.
     """
-    name = method or "baseline"
+    name, at, value = (method or "baseline").partition("@")
     if name not in PRESETS:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(PRESETS)} "
+                         f"(optionally NAME@X, e.g. flip@0.1)")
     valid = {f.name for f in fields(DenoisePlan)}
     unknown = set(overrides) - valid
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(valid)}")
     changes = {k: v for k, v in overrides.items() if v is not None}
+    if at:
+        if name not in PRIMARY_KNOB:
+            raise ValueError(f"{method!r}: the {name} preset has no knob to set with @")
+        try:
+            changes[PRIMARY_KNOB[name]] = float(value)
+        except ValueError:
+            raise ValueError(f"{method!r}: expected a number after @, got {value!r}") from None
     return replace(PRESETS[name], **changes)
 
 
