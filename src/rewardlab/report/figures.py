@@ -202,8 +202,10 @@ def draw_agreement(results: RunResults, agree_column: str | None = None) -> Figu
         fig.legend(loc="outside lower center", ncols=1)
     n = max(o.n_known for o in opinions)
     what = opinions[0].name if len(opinions) == 1 else "a second opinion"
-    ax.set_title(f"Agreement of {what} with the label, per strength group\n"
-                 f"N = {_n(n)} pairs with a second opinion")
+    # Opinion names can be long ("label not flipped on purpose (injected_flip)"): keep the
+    # title on lines short enough for the axes.
+    ax.set_title(f"Agreement of {what} with the label\n"
+                 f"per strength group, N = {_n(n)} pairs with a second opinion")
     return fig
 
 
