@@ -37,18 +37,8 @@ from rewardlab.models.base import Pairs
 from rewardlab.models.encode import default_cache_dir, get_encoder
 from rewardlab.noise import choose_flips
 from rewardlab.stages.strength import detection_summary, ensemble_deltas
-from rewardlab.stages.train import train_reward_model
+from rewardlab.stages.train import flip_labels, train_reward_model
 from rewardlab.synthetic import make_synthetic
-
-
-def flip_rows(ds, mask: np.ndarray):
-    """Swap chosen and rejected where ``mask``; add ``injected_flip``."""
-    def swap(row: dict, i: int) -> dict:
-        if mask[i]:
-            row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
-        row["injected_flip"] = bool(mask[i])
-        return row
-    return ds.map(swap, with_indices=True, load_from_cache_file=False)
 
 
 def load_dataset(name: str, rate: float, seed: int):
@@ -67,7 +57,7 @@ def load_dataset(name: str, rate: float, seed: int):
     kind = "near-tie" if name.endswith("near-tie") else "uniform"
     gap = np.asarray(train[gap_col]) if gap_col else None
     mask = choose_flips(len(train), rate, seed=seed + 1, kind=kind, gap=gap)
-    return flip_rows(train, mask), train, valid
+    return flip_labels(train, mask), train, valid
 
 
 def accuracy_over_seeds(train: Pairs, valid: Pairs, plan: DenoisePlan, u: np.ndarray | None,

@@ -8,6 +8,7 @@ prefers ``chosen``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ __all__ = [
     "load_reward_model",
     "member_seed",
     "per_pair_inputs",
+    "resolve_device",
 ]
 
 MODEL_INFO_FILE = "rewardlab.json"
@@ -63,6 +65,15 @@ class Pairs:
         """``[N]`` bool: pairs whose chosen equals rejected. They carry no preference, so every
         training stage leaves them out of the loss (they still get scored: Δ is 0 for them)."""
         return np.array([c == r for c, r in zip(self.chosen, self.rejected)], dtype=bool)
+
+    def digest(self) -> str:
+        """Content hash of every text, in order: identifies exactly these pairs."""
+        h = hashlib.blake2b(digest_size=10)
+        for column in (self.prompt, self.chosen, self.rejected):
+            for text in column:
+                h.update(text.encode("utf-8", "surrogatepass"))
+                h.update(b"\0")
+        return h.hexdigest()
 
     def subset(self, index: Sequence[int] | torch.Tensor) -> Pairs:
         idx = index.tolist() if torch.is_tensor(index) else list(index)
@@ -135,6 +146,13 @@ def per_pair_inputs(n: int, target: torch.Tensor | None,
         raise ValueError(f"target and margin must be [N] = [{n}], got "
                          f"{tuple(t.shape)} and {tuple(mg.shape)}")
     return t, mg
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device``: ``auto`` is CUDA when available, else the CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def member_seed(seed: int, member: int) -> int:

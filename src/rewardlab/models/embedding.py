@@ -26,6 +26,7 @@ from rewardlab.models.base import (
     Pairs,
     member_seed,
     per_pair_inputs,
+    resolve_device,
 )
 from rewardlab.models.encode import TextEncoder, default_cache_dir, get_encoder
 from rewardlab.models.heads import EnsembleHeads, fit_projection, pair_features
@@ -62,11 +63,6 @@ _VECTOR_MEMO: dict[tuple[int, str], tuple[weakref.ref, PairVectors]] = {}
 _MEMO_SIZE = 16
 
 
-def _resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
 
 class EmbeddingRewardModel:
     """Reward model ``r_m(x, y) = head_m(features(enc(x), enc(y)))`` for members m = 1..M.
@@ -85,7 +81,7 @@ class EmbeddingRewardModel:
                 f"EmbeddingRewardModel needs backend='embedding', got {config.backend!r}")
         self.config = config
         self.progress = progress
-        self.device = torch.device(_resolve_device(config.device))
+        self.device = resolve_device(config.device)
         self.heads: EnsembleHeads | None = None
         self.projection: tuple[torch.Tensor, torch.Tensor] | None = None
 

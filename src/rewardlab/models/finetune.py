@@ -39,6 +39,7 @@ from rewardlab.models.base import (
     Pairs,
     member_seed,
     per_pair_inputs,
+    resolve_device,
 )
 from rewardlab.models.text import (
     EncodedText,
@@ -104,12 +105,6 @@ def pair_deltas(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
 
 
 # -- training helpers ---------------------------------------------------------------------------
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _zero_dropout(model_config: Any) -> None:
     """Set every dropout probability in a ``transformers`` config to 0 (in place).
 
@@ -476,7 +471,7 @@ class FinetuneRewardModel:
         data = self.encode(pairs)
         if len(data) == 0:
             return torch.zeros(self.members, 0)
-        device = _resolve_device(self.config.device)
+        device = resolve_device(self.config.device)
         rows = []
         for model in self._models:
             # Members live on the CPU and visit the device one at a time: M large models need

@@ -46,18 +46,6 @@ def _digest(obj: Any) -> str:
                            digest_size=10).hexdigest()
 
 
-def _data_digest(ds: Any) -> str:
-    """Content digest of a split: ids and labels in order."""
-    h = hashlib.blake2b(digest_size=10)
-    for i, c, r in zip(ds["id"], ds["chosen"], ds["rejected"]):
-        h.update(f"{i}\0{len(c)}\0{hash_text(c)}\0{hash_text(r)}\n".encode())
-    return h.hexdigest()
-
-
-def hash_text(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
-
-
 class StageLedger:
     """``OUT/stages.json``: which stages finished, under which input fingerprint."""
 
@@ -97,7 +85,9 @@ def run_all(paths: Sequence[str], *, out_dir: str | os.PathLike[str], load: Load
     train_pairs, valid_pairs = Pairs.from_dataset(prep.train), Pairs.from_dataset(prep.valid)
     if len(prep.valid) == 0:
         raise ValueError("--valid-frac 0 leaves no validation pairs; the main job needs them")
-    data_fp = _digest([_data_digest(prep.train), _data_digest(prep.valid)])
+    # Texts and labels in order, plus ids (the strength file is joined by id).
+    data_fp = _digest([train_pairs.digest(), valid_pairs.digest(),
+                       list(prep.train["id"]), list(prep.valid["id"])])
 
     # Strength on the training split only: no validation pair may leak into denoising.
     s_model = dataclasses.replace(model, members=strength_members)

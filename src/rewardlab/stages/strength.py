@@ -96,11 +96,7 @@ def plan_jobs(prompts: list[str], *, members: int, scheme: str, folds: int, seed
 
 def _fingerprint(pairs: Pairs, model: ModelConfig, strength: StrengthConfig) -> str:
     """Identifies a strength computation: the exact pairs and every setting that changes Δ."""
-    h = hashlib.blake2b(digest_size=10)
-    for column in (pairs.prompt, pairs.chosen, pairs.rejected):
-        for text in column:
-            h.update(text.encode("utf-8", "surrogatepass"))
-            h.update(b"\0")
+    h = hashlib.blake2b(pairs.digest().encode(), digest_size=10)
     settings = {**config_dict(model), "scheme": strength.scheme, "folds": strength.folds}
     settings.pop("device", None)  # where it runs does not change what it computes
     settings.pop("encode_batch_size", None)

@@ -21,6 +21,7 @@ from rewardlab.noise import choose_flips
 __all__ = [
     "TrainOutcome",
     "evaluate_model",
+    "flip_labels",
     "inject_flips",
     "plan_from_config",
     "run_train",
@@ -38,6 +39,12 @@ def inject_flips(ds: Any, strength: StrengthConfig) -> Any:
     if strength.inject_flips <= 0:
         return ds
     mask = choose_flips(len(ds), strength.inject_flips, seed=strength.inject_seed)
+    log.info("injected %d label flips (seed %d)", int(mask.sum()), strength.inject_seed)
+    return flip_labels(ds, mask)
+
+
+def flip_labels(ds: Any, mask: np.ndarray) -> Any:
+    """Swap chosen and rejected where ``mask`` (``[N]`` bool) and record it in ``injected_flip``."""
 
     def swap(row: dict[str, Any], i: int) -> dict[str, Any]:
         if mask[i]:
@@ -45,8 +52,7 @@ def inject_flips(ds: Any, strength: StrengthConfig) -> Any:
         row["injected_flip"] = bool(mask[i])
         return row
 
-    log.info("injected %d label flips (seed %d)", int(mask.sum()), strength.inject_seed)
-    return ds.map(swap, with_indices=True, desc="injecting flips", load_from_cache_file=False)
+    return ds.map(swap, with_indices=True, desc="flipping labels", load_from_cache_file=False)
 
 
 def plan_from_config(cfg: DenoiseConfig) -> DenoisePlan:
