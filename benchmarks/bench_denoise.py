@@ -35,9 +35,9 @@ from rewardlab.denoise import DenoisePlan, resolve_plan
 from rewardlab.evaluation import preference_metrics
 from rewardlab.models.base import Pairs
 from rewardlab.models.encode import default_cache_dir, get_encoder
-from rewardlab.noise import choose_flips
+from rewardlab.noise import choose_flips, swap_labels
 from rewardlab.stages.strength import detection_summary, ensemble_deltas
-from rewardlab.stages.train import flip_labels, train_reward_model
+from rewardlab.stages.train import train_reward_model
 from rewardlab.synthetic import make_synthetic
 
 
@@ -57,7 +57,7 @@ def load_dataset(name: str, rate: float, seed: int):
     kind = "near-tie" if name.endswith("near-tie") else "uniform"
     gap = np.asarray(train[gap_col]) if gap_col else None
     mask = choose_flips(len(train), rate, seed=seed + 1, kind=kind, gap=gap)
-    return flip_labels(train, mask), train, valid
+    return swap_labels(train, mask), train, valid
 
 
 def accuracy_over_seeds(train: Pairs, valid: Pairs, plan: DenoisePlan, u: np.ndarray | None,
@@ -92,7 +92,7 @@ def main() -> None:
     noisy, clean, valid = load_dataset(args.dataset, args.rate, args.seed)
     over = {k: v for k, v in (("epochs", args.epochs), ("proj_dim", args.proj_dim),
                                ("hidden", args.hidden)) if v is not None}
-    model = ModelConfig(seed=args.seed, **over)
+    model = ModelConfig.from_dict({"seed": args.seed, **over})
     noisy_p, clean_p, valid_p = (Pairs.from_dataset(d) for d in (noisy, clean, valid))
     delta = ensemble_deltas(noisy_p, model=dataclasses.replace(model, members=args.members),
                             strength=StrengthConfig(scheme=args.scheme), progress=False)

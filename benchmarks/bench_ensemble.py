@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed fits per M (median reported)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
                    help="training epochs; None: the embedding default")
-    p.add_argument("--hidden", type=int, default=DEFAULTS.hidden)
-    p.add_argument("--proj-dim", type=int, default=DEFAULTS.proj_dim)
+    p.add_argument("--hidden", type=int, default=DEFAULTS.embedding.hidden)
+    p.add_argument("--proj-dim", type=int, default=DEFAULTS.embedding.proj_dim)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help="pairs per step; None: the embedding default")
     p.add_argument("--seed", type=int, default=0)
@@ -73,9 +73,10 @@ def load_pairs(patterns: list[str]):
 
 
 def config_for(args: argparse.Namespace, members: int) -> ModelConfig:
-    return ModelConfig(members=members, epochs=args.epochs, hidden=args.hidden,
-                       proj_dim=args.proj_dim, batch_size=args.batch_size, seed=args.seed,
-                       device=args.device, cache_dir=args.cache_dir)
+    return ModelConfig.from_dict({
+        "members": members, "epochs": args.epochs, "hidden": args.hidden,
+        "proj_dim": args.proj_dim, "batch_size": args.batch_size, "seed": args.seed,
+        "device": args.device, "cache_dir": args.cache_dir})
 
 
 def new_model(args: argparse.Namespace, members: int):
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"train_pairs": len(train), "valid_pairs": len(valid), "repeats": args.repeats,
                "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "config": {"epochs": cfg.resolved_epochs, "batch_size": cfg.resolved_batch_size,
-                          "hidden": cfg.hidden, "proj_dim": cfg.proj_dim, "lr": cfg.resolved_lr},
+                          "hidden": cfg.embedding.hidden, "proj_dim": cfg.embedding.proj_dim,
+                          "lr": cfg.resolved_lr},
                "runs": runs}
     print(markdown(results))
     if args.json:

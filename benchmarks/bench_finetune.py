@@ -87,10 +87,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"data: {len(ds)} pairs read, {len(train)} train / {len(valid)} valid "
           f"({load_seconds:.1f} s)", file=sys.stderr)
 
-    config = ModelConfig(backend="finetune", model=args.model, members=args.members,
-                         epochs=epochs, lr=args.lr, batch_size=args.batch_size,
-                         max_length=args.max_length, lora_r=args.lora_r,
-                         grad_accum=args.grad_accum, seed=args.seed, device=args.device)
+    config = ModelConfig.from_dict({
+        "backend": "finetune", "model": args.model, "members": args.members, "epochs": epochs,
+        "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
+        "lora_r": args.lora_r, "grad_accum": args.grad_accum, "seed": args.seed,
+        "device": args.device})
     model = FinetuneRewardModel(config)
     fit = model.fit(train, valid=valid if args.curve else None)
     t1 = time.perf_counter()

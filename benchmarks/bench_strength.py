@@ -24,6 +24,7 @@ from common import HH_FILES, ROOT, SHARED
 
 from rewardlab.config import ModelConfig, StrengthConfig
 from rewardlab.data import read_preferences
+from rewardlab.layout import RunLayout
 from rewardlab.models.encode import default_cache_dir, get_encoder
 from rewardlab.stages.strength import run_strength
 from rewardlab.synthetic import make_synthetic
@@ -32,7 +33,8 @@ from rewardlab.synthetic import make_synthetic
 def strength(ds, out: Path, *, scheme: str, members: int, seed: int) -> dict:
     t0 = time.perf_counter()
     res = run_strength(ds, model=ModelConfig(members=members, seed=seed),
-                       strength=StrengthConfig(scheme=scheme), out_dir=out, progress=False)
+                       strength=StrengthConfig(scheme=scheme), layout=RunLayout.of(out),
+                       progress=False)
     return {**res.summary, "seconds": round(time.perf_counter() - t0, 1)}
 
 

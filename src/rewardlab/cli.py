@@ -1,48 +1,149 @@
-"""``rewardlab``: a thin command-line layer over the stages.
+"""``rewardlab``: a table from command to stage recipe and the config classes it reads.
 
-Flags are generated from the config dataclasses, and their help is each field's docstring, so help
-text lives in one place (:mod:`rewardlab.config`). Errors print one line and exit non-zero;
-set ``REWARDLAB_DEBUG=1`` for the traceback.
+Every flag is generated from a config dataclass field, and its help is that field's docstring
+(:mod:`rewardlab.config`), so help text lives in one place. The CLI holds no stage logic: it
+parses, builds the configs, calls the recipe and prints what the recipe returns. Errors print one
+line and exit non-zero; set ``REWARDLAB_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import difflib
+import importlib
 import logging
 import os
 import sys
-import types
-import typing
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
 from rewardlab.config import (
+    CommonConfig,
     ConfigError,
     DenoiseConfig,
     ExperimentConfig,
+    InputConfig,
+    InspectConfig,
     LoadConfig,
     ModelConfig,
+    ModelPathConfig,
+    NoiseConfig,
+    OutputConfig,
+    ReportConfig,
+    RunConfig,
+    RunDirConfig,
     SplitConfig,
     StrengthConfig,
+    SyntheticConfig,
     field_docs,
+    field_types,
     flag,
 )
+from rewardlab.stages.command import CommandResult
 
 log = logging.getLogger("rewardlab")
 
+
+@dataclass(frozen=True)
+class Section:
+    """One config class a command reads: passed to the recipe as keyword ``name``."""
+
+    name: str
+    cls: type
+    title: str | None = None
+    """argparse group title; ``None`` puts the flags with the command's own."""
+    only: tuple[str, ...] | None = None
+    """The fields this command uses (``group.field`` for a nested group); ``None``: all."""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Defaults that differ for this command (e.g. ``members`` 10 where strength is measured)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str
+    recipe: str
+    """``module:function`` of the stage recipe, imported only when the command runs."""
+    sections: tuple[Section, ...]
+
+
+DATA = Section("data", InputConfig)
+LOAD = Section("load", LoadConfig, "loading")
+SPLIT = Section("split", SplitConfig, "validation")
+NOISE = Section("noise", NoiseConfig, "known noise")
+STRENGTH = Section("strength", StrengthConfig, "strength")
+OUT = Section("output", OutputConfig)
+COMMON = Section("common", CommonConfig)
+ENSEMBLE = Section("model", ModelConfig, "model", defaults={"members": 10})
+"""Commands that measure strength: --members sizes that ensemble."""
+
+COMMANDS: dict[str, Command] = {
+    "inspect": Command(
+        "Count pairs, formats, token lengths, suspicious and malformed records.",
+        "rewardlab.stages.inspect:inspect_command",
+        (DATA, LOAD, Section("inspect", InspectConfig), COMMON)),
+    "train": Command(
+        "Train a reward model (optionally denoised by a strength file) and evaluate it.",
+        "rewardlab.stages.train:train_command",
+        (DATA, LOAD, SPLIT, Section("model", ModelConfig, "model"), NOISE,
+         Section("denoise", DenoiseConfig, "denoising"), OUT, COMMON)),
+    "evaluate": Command(
+        "Evaluate a saved reward model on any preference data.",
+        "rewardlab.stages.train:evaluate_command",
+        (Section("model_path", ModelPathConfig), DATA, LOAD, OUT, COMMON)),
+    "strength": Command(
+        "Measure preference strength (mean and std of an ensemble's reward gaps).",
+        "rewardlab.stages.strength:strength_command",
+        (DATA, LOAD, ENSEMBLE, STRENGTH, NOISE, OUT, COMMON)),
+    "groups": Command(
+        "The paper's data-contribution experiment: a model per 10% strength group.",
+        "rewardlab.stages.experiments:groups_command",
+        (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
+         Section("denoise", DenoiseConfig, "denoising", only=("strength_file",)),
+         Section("experiment", ExperimentConfig, "experiments", only=("seeds",)), OUT, COMMON)),
+    "compare": Command(
+        "The paper's methods comparison: baseline, flip, smoothing, margin, ...",
+        "rewardlab.stages.experiments:compare_command",
+        (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
+         Section("denoise", DenoiseConfig, "denoising", only=("strength_file", "margin_scale")),
+         Section("experiment", ExperimentConfig, "experiments"), OUT, COMMON)),
+    "run": Command(
+        "The main job: strength, groups, compare, final model and report in one folder.",
+        "rewardlab.stages.run:run_command",
+        (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
+         Section("experiment", ExperimentConfig, "experiments"), Section("run", RunConfig),
+         OUT, COMMON)),
+    "report": Command(
+        "Draw the figures and write report.html from a run folder.",
+        "rewardlab.stages.report:report_command",
+        (Section("run_dir", RunDirConfig), Section("report", ReportConfig), COMMON)),
+    "export": Command(
+        "Write denoised training pairs with a TRL-style margin column.",
+        "rewardlab.stages.export:export_command",
+        (Section("run_dir", RunDirConfig),
+         Section("denoise", DenoiseConfig, "denoising",
+                 only=tuple(f.name for f in dataclasses.fields(DenoiseConfig)
+                            if f.name != "strength_file")), OUT, COMMON)),
+    "synthetic": Command(
+        "Build a semi-synthetic preference set with known flipped labels.",
+        "rewardlab.stages.synthetic:synthetic_command",
+        (DATA, Section("load", LoadConfig, "loading", only=("map", "on_bad")),
+         Section("model", ModelConfig, "encoder",
+                 only=("model", "max_length", "seed", "device", "encode_batch_size",
+                       "embedding.pooling", "embedding.cache_dir")),
+         Section("synthetic", SyntheticConfig, "synthetic labels"), OUT, COMMON)),
+}
+
+DESCRIPTION = """\
+Find wrong and ambiguous preference pairs, and train reward models that stay good despite them.
+
+Start here:  rewardlab run DATA... -o OUT     (then open OUT/report.html)
+"""
+
+
 # --------------------------------------------------------------------------------------------
 # Dataclass <-> argparse
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
 
 
 def _escape(text: str) -> str:
@@ -50,350 +151,107 @@ def _escape(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def add_config(parser: argparse.ArgumentParser, cls: type, *, title: str,
-               defaults: dict[str, Any] | None = None, skip: Sequence[str] = ()) -> None:
-    """Add one flag per field of dataclass ``cls``, with its docstring as help."""
-    hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
-    group = parser.add_argument_group(title)
-    defaults = defaults or {}
+def _wanted(section: Section, name: str, prefix: str = "") -> bool:
+    return section.only is None or f"{prefix}{name}" in section.only or any(
+        o.startswith(f"{prefix}{name}.") for o in section.only)
+
+
+def _argument(f: dataclasses.Field, tp: Any, default: Any, help_text: str) -> tuple[
+        list[str], dict[str, Any]]:
+    """argparse's ``add_argument`` names and keywords for one field."""
+    meta = f.metadata
+    kwargs: dict[str, Any] = {}
+    if get_origin(tp) is list:
+        kwargs["nargs"] = meta.get("nargs") or "+"
+        tp = get_args(tp)[0]
+    if tp is bool:
+        kwargs["action"] = "store_true"
+    elif get_origin(tp) is Literal:
+        kwargs["choices"] = list(get_args(tp))  # a Literal
+        kwargs["metavar"] = "{" + ",".join(get_args(tp)) + "}"
+    else:
+        kwargs["type"] = tp
+        kwargs["metavar"] = f.name.upper()
+    if meta.get("positional"):
+        if meta.get("nargs") and "nargs" not in kwargs:
+            kwargs["nargs"] = meta["nargs"]
+        return [], {**kwargs, "help": _escape(help_text), "metavar": f.name.upper()}
+    if not (default is None or default is False or default == "" or default == []):
+        help_text += f" (default: {default})"
+    names = [meta["short"], flag(f.name)] if "short" in meta else [flag(f.name)]
+    kwargs.update(default=default, help=_escape(help_text), required=meta.get("required", False))
+    return names, kwargs
+
+
+def add_config(parser: argparse.ArgumentParser, section: Section,
+               cls: type | None = None, prefix: str = "") -> None:
+    """Add one argument per field of ``section`` (recursing into nested config groups)."""
+    cls = cls or section.cls
+    docs, types = field_docs(cls), field_types(cls)
+    group = parser.add_argument_group(section.title) if section.title else parser
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        if not _wanted(section, f.name, prefix):
             continue
-        tp = _unwrap_optional(hints[f.name])
-        default = defaults.get(f.name, f.default)
-        help_text = docs.get(f.name, "")
-        kwargs: dict[str, Any] = {"dest": f"{cls.__name__}.{f.name}", "default": default}
-        if tp is bool:
-            kwargs["action"] = "store_true"
-        elif get_origin(tp) is Literal:
-            kwargs["choices"] = list(get_args(tp))
-            kwargs["metavar"] = "{" + ",".join(get_args(tp)) + "}"
+        if dataclasses.is_dataclass(types[f.name]):
+            sub = dataclasses.replace(section, title=f"{f.name} backend" if section.title
+                                      else None)
+            add_config(parser, sub, types[f.name], prefix=f"{prefix}{f.name}.")
+            continue
+        default = section.defaults.get(f.name, f.default)
+        if default is dataclasses.MISSING:
+            default = f.default_factory()  # type: ignore[misc]
+        names, kwargs = _argument(f, types[f.name], default, docs.get(f.name, ""))
+        dest = f"{cls.__name__}.{f.name}"
+        if names:
+            group.add_argument(*names, dest=dest, **kwargs)
         else:
-            kwargs["type"] = tp
-            kwargs["metavar"] = f.name.upper()
-        if not (default is None or default is False or default == ""):
-            help_text += f" (default: {default})"
-        group.add_argument(flag(f.name), help=_escape(help_text), **kwargs)
+            group.add_argument(dest, **kwargs)
 
 
 def build_config(cls: type, ns: argparse.Namespace) -> Any:
-    """Instantiate ``cls`` from the parsed flags (validation happens in ``__post_init__``)."""
+    """Instantiate ``cls`` from the parsed flags (validation happens in ``__post_init__``).
+
+    Fields a command does not expose keep their defaults; nested groups are built the same way.
+    """
     prefix = f"{cls.__name__}."
     values = {k[len(prefix):]: v for k, v in vars(ns).items() if k.startswith(prefix)}
+    types = field_types(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(types[f.name]):
+            values[f.name] = build_config(types[f.name], ns)
     return cls(**values)
 
 
 # --------------------------------------------------------------------------------------------
-# Commands
+# Parser and main
 
 
-def _print_outputs(outputs: dict[str, Any]) -> None:
-    print("\nwrote:")
-    width = max(len(k) for k in outputs)
-    for name, path in outputs.items():
-        print(f"  {name:<{width}}  {path}")
-
-
-def cmd_inspect(ns: argparse.Namespace) -> int:
-    from rewardlab.stages.inspect import format_inspect, inspect_data
-
-    load = build_config(LoadConfig, ns)
-    result = inspect_data(ns.data, mapping=load.mapping, on_bad=load.on_bad,
-                          drop_suspicious=load.drop_suspicious, model=ns.model)
-    if ns.json:
-        json.dump(result, sys.stdout, indent=2, default=str)
-        print()
-    else:
-        print(format_inspect(result))
-    return 0
-
-
-def _prepared(ns: argparse.Namespace, *, strength: StrengthConfig | None = None) -> Any:
-    from rewardlab.stages.prepare import prepare_data
-
-    model = build_config(ModelConfig, ns)
-    return prepare_data(ns.data, load=build_config(LoadConfig, ns),
-                        split=build_config(SplitConfig, ns), seed=model.seed, strength=strength)
-
-
-def _strength_for(train: Any, valid: Any, ns: argparse.Namespace, out: Path,
-                  model: ModelConfig, strength: StrengthConfig, members: int) -> Any:
-    """û of the training pairs: from ``--strength``, else measured on them now (train only)."""
-    from rewardlab.stages.strength import run_strength
-    from rewardlab.stages.tables import join_strength, read_table
-
-    path = getattr(ns, "DenoiseConfig.strength", None)
-    if path:
-        table = read_table(path)
-        leaked = set(valid["id"]) & set(table.column("id").to_pylist())
-        if leaked:
-            log.warning("warning: %d validation pairs are in %s: strength measured on them "
-                        "lets validation labels leak into denoising", len(leaked), path)
-        return join_strength(list(train["id"]), table, source=path)
-    res = run_strength(train, model=dataclasses.replace(model, members=members),
-                       strength=strength, out_dir=out / "strength", progress=not ns.quiet)
-    return res.delta.mean(axis=0)
-
-
-def cmd_strength(ns: argparse.Namespace) -> int:
-    from rewardlab.data import read_preferences
-    from rewardlab.stages.strength import run_strength
-    from rewardlab.stages.train import inject_flips
-
-    load, model = build_config(LoadConfig, ns), build_config(ModelConfig, ns)
-    strength = build_config(StrengthConfig, ns)
-    ds, report = read_preferences(ns.data, mapping=load.mapping, on_bad=load.on_bad,
-                                  drop_suspicious=load.drop_suspicious)
-    ds = inject_flips(ds, strength)
-    res = run_strength(ds, model=model, strength=strength, out_dir=ns.out,
-                       progress=not ns.quiet, extra_summary={"data": report.to_dict()})
-    s = res.summary
-    print(f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "
-          f"{s['fraction_negative']:.1%} have mean strength < 0")
-    if "detection" in s:
-        print(f"injected flips found with AUROC {s['detection']['auroc']:.3f}")
-    _print_outputs({"strength": res.parquet, "strength (jsonl)": res.jsonl,
-                    "summary": res.summary_path})
-    return 0
-
-
-def cmd_train(ns: argparse.Namespace) -> int:
-    from rewardlab.stages.train import plan_from_config, run_train
-
-    model, strength = build_config(ModelConfig, ns), build_config(StrengthConfig, ns)
-    denoise_cfg = build_config(DenoiseConfig, ns)
-    prep = _prepared(ns, strength=strength)
-    plan = plan_from_config(denoise_cfg)
-    u = None
-    if denoise_cfg.strength:
-        from rewardlab.stages.tables import join_strength, read_table
-
-        u = join_strength(list(prep.train["id"]), read_table(denoise_cfg.strength),
-                          source=denoise_cfg.strength)
-    metrics = run_train(prep.train, prep.valid, model=model, plan=plan, strength_mean=u,
-                        out_dir=ns.out, progress=not ns.quiet, extra={"data": prep.report})
-    if "valid" in metrics:
-        print(f"validation accuracy {metrics['valid']['accuracy']:.4f} "
-              f"on {metrics['valid']['n']} pairs")
-    _print_outputs({"model": Path(ns.out) / "model", "metrics": Path(ns.out) / "metrics.json"})
-    return 0
-
-
-def cmd_evaluate(ns: argparse.Namespace) -> int:
-    from rewardlab.data import read_preferences
-    from rewardlab.files import write_json
-    from rewardlab.models import load_reward_model
-    from rewardlab.stages.train import evaluate_model
-
-    load = build_config(LoadConfig, ns)
-    ds, report = read_preferences(ns.data, mapping=load.mapping, on_bad=load.on_bad,
-                                  drop_suspicious=load.drop_suspicious)
-    model = load_reward_model(ns.model_dir, progress=not ns.quiet)
-    metrics = {"valid": evaluate_model(model, ds), "data": report.to_dict(),
-               "model": str(ns.model_dir)}
-    write_json(Path(ns.out) / "metrics.json", metrics)
-    print(f"accuracy {metrics['valid']['accuracy']:.4f} on {metrics['valid']['n']} pairs")
-    _print_outputs({"metrics": Path(ns.out) / "metrics.json"})
-    return 0
-
-
-def _experiment(ns: argparse.Namespace, which: str) -> int:
-    from rewardlab.models.base import Pairs
-    from rewardlab.stages.experiments import run_compare, run_groups
-
-    model, strength = build_config(ModelConfig, ns), build_config(StrengthConfig, ns)
-    experiment = build_config(ExperimentConfig, ns)
-    out = Path(ns.out)
-    prep = _prepared(ns, strength=strength)
-    u = _strength_for(prep.train, prep.valid, ns, out, model, strength, ns.strength_members)
-    train, valid = Pairs.from_dataset(prep.train), Pairs.from_dataset(prep.valid)
-    if which == "groups":
-        rows = run_groups(train, valid, u, model=model, seeds=experiment.seeds, out_dir=out,
-                          progress=not ns.quiet)
-        for r in rows:
-            print(f"group {r['group']:>2}  n={r['n_train']:<6} û={r['mean_strength']:+.3f}  "
-                  f"valid acc {r['valid_accuracy_mean']:.4f} ± {r['valid_accuracy_std']:.4f}")
-        _print_outputs({"groups": out / "groups.json"})
-    else:
-        denoise_cfg = build_config(DenoiseConfig, ns)
-        rows = run_compare(train, valid, u, model=model, methods=experiment.method_list,
-                           seeds=experiment.seeds, eval_every=experiment.eval_every,
-                           margin_scale=denoise_cfg.margin_scale, out_dir=out,
-                           progress=not ns.quiet)
-        for r in rows:
-            print(f"{r['method']:<22} valid acc {r['valid_accuracy_mean']:.4f} ± "
-                  f"{r['valid_accuracy_std']:.4f}  loss {r['valid_loss']:.4f}  ece {r['ece']:.4f}")
-        _print_outputs({"compare": out / "compare.json"})
-    return 0
-
-
-def cmd_run(ns: argparse.Namespace) -> int:
-    from rewardlab.stages.run import run_all
-
-    res = run_all(ns.data, out_dir=ns.out, load=build_config(LoadConfig, ns),
-                  split=build_config(SplitConfig, ns), model=build_config(ModelConfig, ns),
-                  strength=build_config(StrengthConfig, ns),
-                  experiment=build_config(ExperimentConfig, ns),
-                  strength_members=ns.strength_members, progress=not ns.quiet,
-                  report=not ns.no_report)
-    b = res.best_method
-    gain = b.get("gain_over_baseline")
-    print(f"best method: {b['method']} (valid accuracy {b['valid_accuracy_mean']:.4f}"
-          + (f", {gain:+.4f} over baseline)" if gain is not None else ")"))
-    _print_outputs(res.outputs)
-    return 0
-
-
-def cmd_report(ns: argparse.Namespace) -> int:
-    from rewardlab.report import build_report
-
-    res = build_report(ns.run_dir, pair_limit=ns.pair_limit, agree_column=ns.agree_column,
-                       progress=not ns.quiet)
-    for why in res.skipped:
-        print(f"skipped {why}")
-    _print_outputs({"report": res.html, "figures": Path(ns.run_dir) / "figures"})
-    return 0
-
-
-def cmd_export(ns: argparse.Namespace) -> int:
-    from rewardlab.stages.export import export_pairs
-    from rewardlab.stages.train import plan_from_config
-
-    plan = plan_from_config(build_config(DenoiseConfig, ns))
-    res = export_pairs(ns.run_dir, plan, ns.out)
-    print(f"{res['written']} pairs written ({res['flipped']} flipped, {res['dropped']} dropped, "
-          f"{res['identical_left_out']} identical left out)")
-    _print_outputs({"pairs": res["file"]})
-    return 0
-
-
-def cmd_synthetic(ns: argparse.Namespace) -> int:
-    from rewardlab.data import read_preferences
-    from rewardlab.files import write_jsonl
-    from rewardlab.models.encode import default_cache_dir, get_encoder
-    from rewardlab.synthetic import make_synthetic
-
-    load, model = build_config(LoadConfig, ns), build_config(ModelConfig, ns)
-    ds, _ = read_preferences(ns.data, mapping=load.mapping, on_bad=load.on_bad,
-                             drop_suspicious=True)
-    enc = get_encoder(model.model, max_length=model.max_length, pooling=model.pooling,
-                      batch_size=model.encode_batch_size,
-                      cache_dir=model.cache_dir or default_cache_dir(), progress=not ns.quiet)
-    syn = make_synthetic(ds, encoder=enc, flip_rate=ns.flip_rate, noise=ns.noise,
-                         near_tie_share=ns.near_tie_share, seed=model.seed)
-    write_jsonl(ns.out, syn.to_list())
-    print(f"{len(syn)} pairs, {sum(syn['injected_flip'])} flipped ({ns.noise})")
-    _print_outputs({"pairs": ns.out})
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
-# Parser
-
-COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
-    "inspect": ("Count pairs, formats, token lengths, suspicious and malformed records.",
-                cmd_inspect),
-    "train": ("Train a reward model (optionally denoised by a strength file) and evaluate it.",
-              cmd_train),
-    "evaluate": ("Evaluate a saved reward model on any preference data.", cmd_evaluate),
-    "strength": ("Measure preference strength (mean and std of an ensemble's reward gaps).",
-                 cmd_strength),
-    "groups": ("The paper's data-contribution experiment: a model per 10% strength group.",
-               lambda ns: _experiment(ns, "groups")),
-    "compare": ("The paper's methods comparison: baseline, flip, smoothing, margin, ...",
-                lambda ns: _experiment(ns, "compare")),
-    "run": ("The main job: strength, groups, compare, final model and report in one folder.",
-            cmd_run),
-    "report": ("Draw the figures and write report.html from a run folder.", cmd_report),
-    "export": ("Write denoised training pairs with a TRL-style margin column.", cmd_export),
-    "synthetic": ("Build a semi-synthetic preference set with known flipped labels.",
-                  cmd_synthetic),
-}
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="No progress bars or info messages.")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rewardlab",
-        description="Find wrong and ambiguous preference pairs, and train reward models that "
-                    "stay good despite them.",
-    )
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and one sub-parser per command."""
     from rewardlab import __version__
 
+    parser = argparse.ArgumentParser(prog="rewardlab", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"rewardlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    subs = {name: sub.add_parser(name, help=_escape(text), description=_escape(text))
-            for name, (text, _) in COMMANDS.items()}
-    data_help = ("Preference data: .jsonl/.json/.csv/.parquet files (optionally .gz), "
-                 "save_to_disk folders, or Hugging Face dataset ids.")
-    for name in ("inspect", "train", "strength", "groups", "compare", "run", "synthetic"):
-        subs[name].add_argument("data", nargs="+", metavar="DATA", help=data_help)
+    subs = {}
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=_escape(command.summary),
+                           description=_escape(command.summary))
+        for section in command.sections:
+            add_config(p, section)
+        subs[name] = p
+    return parser, subs
 
-    p = subs["inspect"]
-    p.add_argument("--json", action="store_true", help="Print one JSON object on stdout.")
-    p.add_argument("--model", default=None,
-                   help="Tokenizer for token statistics (default: the bundled MiniLM).")
-    add_config(p, LoadConfig, title="loading")
 
-    p = subs["evaluate"]
-    p.add_argument("model_dir", metavar="MODEL", help="A model folder written by `train`.")
-    p.add_argument("data", nargs="+", metavar="DATA", help=data_help)
-    add_config(p, LoadConfig, title="loading")
-
-    for name in ("train", "strength", "groups", "compare", "run", "synthetic"):
-        add_config(subs[name], LoadConfig, title="loading")
-        # groups, compare and run train single models per seed; --strength-members sizes the
-        # ensemble that measures strength, so --members would only confuse there.
-        add_config(subs[name], ModelConfig, title="model",
-                   defaults={"members": 10} if name == "strength" else None,
-                   skip=("members",) if name in ("groups", "compare", "run") else ())
-    for name in ("train", "groups", "compare", "run"):
-        add_config(subs[name], SplitConfig, title="validation")
-    for name in ("strength", "train", "groups", "compare", "run"):
-        add_config(subs[name], StrengthConfig, title="strength",
-                   skip=() if name in ("strength", "groups", "compare", "run")
-                   else ("scheme", "folds", "categories", "tau"))
-    for name in ("groups", "compare", "run"):
-        subs[name].add_argument("--strength-members", type=int, default=10, metavar="M",
-                                help="Ensemble size for measuring strength (default: 10).")
-        add_config(subs[name], ExperimentConfig, title="experiments",
-                   skip=("methods",) if name == "groups" else ())
-    add_config(subs["train"], DenoiseConfig, title="denoising")
-    add_config(subs["export"], DenoiseConfig, title="denoising", skip=("strength",))
-    add_config(subs["groups"], DenoiseConfig, title="denoising",
-               skip=tuple(f.name for f in dataclasses.fields(DenoiseConfig)
-                          if f.name != "strength"))
-    add_config(subs["compare"], DenoiseConfig, title="denoising",
-               skip=tuple(f.name for f in dataclasses.fields(DenoiseConfig)
-                          if f.name not in ("strength", "margin_scale")))
-
-    for name in ("train", "strength", "groups", "compare", "run", "evaluate", "synthetic",
-                 "export"):
-        subs[name].add_argument("-o", "--out", required=True, metavar="OUT",
-                                help="Output folder (a file for export and synthetic).")
-    subs["run"].add_argument("--no-report", action="store_true",
-                             help="Skip the figures and report.html.")
-    for name in ("report", "export"):
-        subs[name].add_argument("run_dir", metavar="RUN_DIR",
-                                help="A folder written by `run` (or by `strength`).")
-    subs["report"].add_argument("--pair-limit", type=int, default=60, metavar="N",
-                                help="Pairs per list in the pair browser (default: 60).")
-    subs["report"].add_argument("--agree-column", default=None, metavar="COLUMN",
-                                help="Column holding a second opinion (chosen/rejected or "
-                                     "true/false) for the agreement figure.")
-    p = subs["synthetic"]
-    p.add_argument("--flip-rate", type=float, default=0.2, help="Share of labels flipped.")
-    p.add_argument("--noise", choices=["uniform", "near-tie"], default="uniform",
-                   help="Which pairs get flipped: any, or mostly near ties.")
-    p.add_argument("--near-tie-share", type=float, default=None,
-                   help="Subsample so this share of pairs are near ties (default: keep all).")
-    for p in subs.values():
-        _add_common(p)
-    return parser
+def _print_result(result: CommandResult) -> None:
+    for line in result.lines:
+        print(line)
+    if result.outputs:
+        print("\nwrote:")
+        width = max(len(k) for k in result.outputs)
+        for name, path in result.outputs.items():
+            print(f"  {name:<{width}}  {path}")
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -410,15 +268,42 @@ def _configure_logging(quiet: bool) -> None:
         pass
 
 
+def _unknown_flags(sub: argparse.ArgumentParser, extras: list[str]) -> None:
+    """Refuse unknown arguments under the sub-command's usage, with a "did you mean"."""
+    known = [s for a in sub._actions for s in a.option_strings]
+    hints = []
+    for arg in extras:
+        close = difflib.get_close_matches(arg.split("=", 1)[0], known, n=1)
+        hints.append(f"{arg} (did you mean {close[0]}?)" if close else arg)
+    sub.error("unrecognized arguments: " + ", ".join(hints))
+
+
+def _run(command: Command, ns: argparse.Namespace) -> CommandResult:
+    configs = {s.name: build_config(s.cls, ns) for s in command.sections}
+    module, _, function = command.recipe.partition(":")
+    return getattr(importlib.import_module(module), function)(**configs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    ns = parser.parse_args(argv)
-    _configure_logging(ns.quiet)
+    parser, subs = build_parser()
+    ns, extras = parser.parse_known_args(argv)
+    if extras:
+        _unknown_flags(subs[ns.command], extras)
+    quiet = bool(getattr(ns, "CommonConfig.quiet", False))
+    _configure_logging(quiet)
     try:
-        return COMMANDS[ns.command][1](ns)
+        _print_result(_run(COMMANDS[ns.command], ns))
     except ConfigError as exc:
-        parser.exit(2, f"rewardlab {ns.command}: error: {exc}\n")
-    except (ValueError, FileNotFoundError, OSError, KeyError) as exc:
+        subs[ns.command].exit(2, f"rewardlab {ns.command}: error: {exc}\n")
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing, and keep Python from complaining on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
         if os.environ.get("REWARDLAB_DEBUG"):
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

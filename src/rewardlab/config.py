@@ -2,30 +2,56 @@
 
 The attribute docstring under each field *is* the CLI help text (``rewardlab.cli`` reads it with
 :func:`field_docs`), so help lives in exactly one place. ``__post_init__`` validates, and every
-error names the CLI flag the user typed (``--members``), not the Python attribute.
+error names the CLI flag the user typed (``--members``), not the Python attribute. Choices come
+from each field's ``Literal`` annotation, for the parser and for validation alike.
+
+Concerns: what to read (:class:`InputConfig`, :class:`LoadConfig`), how to split
+(:class:`SplitConfig`), which model (:class:`ModelConfig` with its backend-specific groups
+:class:`EmbeddingConfig` and :class:`FinetuneConfig`), known noise (:class:`NoiseConfig`),
+strength (:class:`StrengthConfig`), denoising (:class:`DenoiseConfig`), the experiments
+(:class:`ExperimentConfig`) and each command's own options.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import inspect
 import itertools
+import sys
 import textwrap
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
 __all__ = [
     "DEFAULT_MODEL",
+    "CommonConfig",
     "ConfigError",
     "DenoiseConfig",
+    "EmbeddingConfig",
     "ExperimentConfig",
+    "FinetuneConfig",
+    "InputConfig",
+    "InspectConfig",
     "LoadConfig",
     "ModelConfig",
+    "ModelPathConfig",
+    "NoiseConfig",
+    "OutputConfig",
+    "ReportConfig",
+    "RunConfig",
+    "RunDirConfig",
     "SplitConfig",
     "StrengthConfig",
+    "SyntheticConfig",
+    "config_dict",
     "field_docs",
     "flag",
+    "literal_choices",
     "parse_mapping",
 ]
 
@@ -59,13 +85,50 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field's annotation with ``Optional`` removed (``int | None`` -> ``int``)."""
+    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    out = {}
+    for f in fields(cls):
+        tp = hints[f.name]
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+            tp = args[0]
+        out[f.name] = tp
+    return out
+
+
+def literal_choices(cls: type, name: str) -> tuple[str, ...] | None:
+    """The allowed values of field ``name`` when it is annotated with a ``Literal``."""
+    tp = field_types(cls)[name]
+    return tuple(get_args(tp)) if get_origin(tp) is Literal else None
+
+
 def _check(ok: bool, name: str, problem: str) -> None:
     if not ok:
         raise ConfigError(f"{flag(name)}: {problem}")
 
 
-def _choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, name, f"got {value!r}; choose one of {', '.join(choices)}")
+def _check_literals(obj: Any) -> None:
+    """Every ``Literal``-annotated field holds one of its choices (``None`` where allowed)."""
+    for f in fields(obj):
+        choices = literal_choices(type(obj), f.name)
+        value = getattr(obj, f.name)
+        if choices is not None and value is not None:
+            _check(value in choices, f.name,
+                   f"got {value!r}; choose one of {', '.join(map(str, choices))}")
+
+
+def _at_least(obj: Any, minimum: float, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value is None or value >= minimum, name, f"must be at least {minimum}, got {value}")
+
+
+def _in_unit(obj: Any, name: str, *, high: float = 1.0) -> None:
+    value = getattr(obj, name)
+    _check(value is None or 0 <= value < high, name, f"must be in [0, {high}), got {value}")
 
 
 def parse_mapping(text: str | dict[str, str] | None) -> dict[str, str] | None:
@@ -91,6 +154,22 @@ def parse_mapping(text: str | dict[str, str] | None) -> dict[str, str] | None:
     return dict(items)
 
 
+def positional(nargs: str | None = None) -> Any:
+    """Field metadata: the flag is a positional argument (``nargs`` as argparse takes it)."""
+    return {"positional": True, "nargs": nargs}
+
+
+# -- what to read -----------------------------------------------------------------------------
+@dataclass
+class InputConfig:
+    """The preference data a command reads."""
+
+    data: list[str] = field(default_factory=list, metadata=positional("+"))
+    """Preference data: .jsonl/.json/.csv/.parquet files (optionally .gz), save_to_disk folders,
+    or Hugging Face dataset ids.
+    """
+
+
 @dataclass
 class LoadConfig:
     """How preference files are read."""
@@ -104,12 +183,12 @@ class LoadConfig:
     it (skips are counted by reason and reported).
     """
     drop_suspicious: bool = False
-    """Drop well-formed but suspicious pairs (empty text, chosen == rejected, duplicates, early-
-    diverging HH dialogues); counts are reported.
+    """Drop well-formed but suspicious pairs (empty text, chosen == rejected, duplicates,
+    early-diverging HH dialogues); counts are reported.
     """
 
     def __post_init__(self) -> None:
-        _choice(self.on_bad, "on_bad", ("error", "skip"))
+        _check_literals(self)
         parse_mapping(self.map)
 
     @property
@@ -117,36 +196,38 @@ class LoadConfig:
         """The parsed ``--map`` value."""
         return parse_mapping(self.map)
 
-
-BACKENDS = ("embedding", "finetune")
+    def read_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`rewardlab.data.read_preferences`."""
+        return {"mapping": self.mapping, "on_bad": self.on_bad,
+                "drop_suspicious": self.drop_suspicious}
 
 
 @dataclass
-class ModelConfig:
-    """Which reward model to train, and how."""
+class SplitConfig:
+    """How training and validation pairs are separated."""
 
-    backend: Literal["embedding", "finetune"] = "embedding"
-    """Reward-model backend: 'embedding' (frozen backbone, vectorized MLP-head ensemble; fast on
-    CPU) or 'finetune' (full or LoRA fine-tuning of a Hugging Face model on accelerate).
+    valid: str | None = None
+    """Validation data file(s); when given, --valid-frac is ignored."""
+    valid_frac: float = 0.1
+    """Share of prompts held out for validation (prompt-grouped: a prompt never lands on both
+    sides).
     """
-    model: str = DEFAULT_MODEL
-    """Backbone: a local folder or Hugging Face hub id; the default is the bundled all-
-    MiniLM-L6-v2, loaded offline.
+
+    def __post_init__(self) -> None:
+        _in_unit(self, "valid_frac")
+
+
+# -- which model --------------------------------------------------------------------------------
+@dataclass
+class EmbeddingConfig:
+    """Settings only the embedding backend reads (frozen encoder, MLP heads)."""
+
+    pooling: Literal["mean", "cls", "last"] = "mean"
+    """How token states are pooled into one vector by the embedding backend ('last' suits
+    decoders).
     """
-    members: int = 1
-    """Ensemble size M; each member has its own seed and its own random training order."""
-    epochs: int | None = None
-    """Training epochs (default: 4 for embedding, 1 for finetune)."""
-    lr: float | None = None
-    """Learning rate (default: 1e-3 for embedding heads, 2e-5 for finetune)."""
-    batch_size: int | None = None
-    """Pairs per training step (default: 64 for embedding, 8 for finetune)."""
-    max_length: int = 256
-    """Maximum tokens per text. Prompts keep their end, responses their start."""
-    seed: int = 0
-    """Random seed; the same seed gives byte-identical results on CPU."""
-    weight_decay: float = 0.01
-    """AdamW weight decay."""
+    cache_dir: str | None = None
+    """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab)."""
     hidden: int = 128
     """Hidden width of each embedding-backend MLP head."""
     proj_dim: int = 64
@@ -159,14 +240,18 @@ class ModelConfig:
     """Embedding backend: dropout on each head's hidden layer while training."""
     head_features: Literal["prompt-response", "response"] = "prompt-response"
     """Features seen by each embedding head: [p, r, p*r] (prompt-response) or r alone (response)."""
-    pooling: Literal["mean", "cls", "last"] = "mean"
-    """How token states are pooled into one vector by the embedding backend ('last' suits
-    decoders).
-    """
-    cache_dir: str | None = None
-    """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab)."""
-    encode_batch_size: int = 64
-    """Texts per forward pass when encoding."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _at_least(self, 1, "hidden")
+        _at_least(self, 0, "proj_dim")
+        _in_unit(self, "head_dropout")
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings only the finetune backend reads (Hugging Face fine-tuning on accelerate)."""
+
     lora_r: int = 0
     """LoRA rank for the finetune backend; 0 fine-tunes all weights."""
     grad_accum: int = 1
@@ -175,30 +260,69 @@ class ModelConfig:
     """Share of finetune steps spent warming up the learning rate linearly."""
     max_grad_norm: float = 1.0
     """Gradient-clipping norm for the finetune backend."""
-    device: str = "auto"
-    """Torch device: 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1', ..."""
 
     def __post_init__(self) -> None:
-        _choice(self.backend, "backend", BACKENDS)
-        _choice(self.head_features, "head_features", ("prompt-response", "response"))
-        _choice(self.pooling, "pooling", ("mean", "cls", "last"))
-        _check(self.members >= 1, "members", f"must be at least 1, got {self.members}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            _check(value is None or value >= 1, name, f"must be at least 1, got {value}")
+        _at_least(self, 0, "lora_r")
+        _at_least(self, 1, "grad_accum")
+        _in_unit(self, "warmup_ratio")
+
+
+@dataclass
+class ModelConfig:
+    """Which reward model to train, and how: settings every backend reads, then one group per
+    backend."""
+
+    backend: Literal["embedding", "finetune"] = "embedding"
+    """Reward-model backend: 'embedding' (frozen backbone, vectorized MLP-head ensemble; fast on
+    CPU) or 'finetune' (full or LoRA fine-tuning of a Hugging Face model on accelerate).
+    """
+    model: str = DEFAULT_MODEL
+    """Backbone: a local folder or Hugging Face hub id; the default is the bundled
+    all-MiniLM-L6-v2, loaded offline.
+    """
+    members: int = 1
+    """Ensemble size M; each member has its own seed and its own random training order. In
+    strength, groups, compare and run it is the ensemble that measures strength.
+    """
+    epochs: int | None = None
+    """Training epochs (default: 4 for embedding, 1 for finetune)."""
+    lr: float | None = None
+    """Learning rate (default: 1e-3 for embedding heads, 2e-5 for finetune)."""
+    batch_size: int | None = None
+    """Pairs per training step (default: 64 for embedding, 8 for finetune)."""
+    max_length: int = 256
+    """Maximum tokens per text. Prompts keep their end, responses their start."""
+    seed: int = 0
+    """Random seed; the same seed gives byte-identical results on CPU."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    device: str = "auto"
+    """Torch device: 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1', ..."""
+    encode_batch_size: int = 64
+    """Texts per forward pass when encoding (embedding) or scoring (finetune)."""
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    """Settings of the embedding backend."""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    """Settings of the finetune backend."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _at_least(self, 1, "members", "epochs", "batch_size", "encode_batch_size")
         _check(self.lr is None or self.lr > 0, "lr", f"must be positive, got {self.lr}")
-        _check(self.max_length >= 8, "max_length", f"must be at least 8, got {self.max_length}")
-        _check(self.hidden >= 1, "hidden", f"must be at least 1, got {self.hidden}")
-        _check(self.proj_dim >= 0, "proj_dim", f"must be >= 0, got {self.proj_dim}")
-        _check(0 <= self.head_dropout < 1, "head_dropout",
-               f"must be in [0, 1), got {self.head_dropout}")
-        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
-        _check(self.lora_r >= 0, "lora_r", f"must be >= 0, got {self.lora_r}")
-        _check(self.grad_accum >= 1, "grad_accum", f"must be at least 1, got {self.grad_accum}")
-        _check(0 <= self.warmup_ratio < 1, "warmup_ratio",
-               f"must be in [0, 1), got {self.warmup_ratio}")
-        _check(self.encode_batch_size >= 1, "encode_batch_size",
-               f"must be at least 1, got {self.encode_batch_size}")
+        _at_least(self, 8, "max_length")
+        _at_least(self, 0, "weight_decay")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from :func:`config_dict` output, also from the flat layout of rewardlab 0.1."""
+        groups = {"embedding": EmbeddingConfig, "finetune": FinetuneConfig}
+        own = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in own and k not in groups}
+        for name, sub in groups.items():
+            nested = dict(data.get(name) or {})
+            nested.update({f.name: data[f.name] for f in fields(sub) if f.name in data})
+            kwargs[name] = sub(**nested)
+        return cls(**kwargs)
 
     @property
     def resolved_epochs(self) -> int:
@@ -216,24 +340,25 @@ class ModelConfig:
             64 if self.backend == "embedding" else 8)
 
 
+# -- noise, strength, denoising, experiments --------------------------------------------------
 @dataclass
-class SplitConfig:
-    """How training and validation pairs are separated."""
+class NoiseConfig:
+    """Known label noise, injected into training pairs to score detection and recovery."""
 
-    valid: str | None = None
-    """Validation data file(s); when given, --valid-frac is ignored."""
-    valid_frac: float = 0.1
-    """Share of prompts held out for validation (prompt-grouped: a prompt never lands on both
-    sides).
+    inject_flips: float = 0.0
+    """Flip this known random share of training labels first (the flipped ids are recorded), to
+    score detection and recovery.
     """
+    inject_seed: int = 0
+    """Seed of --inject-flips."""
 
     def __post_init__(self) -> None:
-        _check(0 <= self.valid_frac < 1, "valid_frac", f"must be in [0, 1), got {self.valid_frac}")
+        _in_unit(self, "inject_flips")
 
 
 @dataclass
 class StrengthConfig:
-    """How preference strength is measured."""
+    """How preference strength is measured and read."""
 
     scheme: Literal["insample", "crossfit"] = "insample"
     """'insample' (the paper: every member trains on all pairs and scores them) or 'crossfit' (each
@@ -249,20 +374,11 @@ class StrengthConfig:
     """With --categories threshold: mean strength < -tau is incorrect, |mean strength| <= tau
     ambiguous.
     """
-    inject_flips: float = 0.0
-    """Flip this known random share of training labels first (the flipped ids are recorded), to
-    score detection and recovery.
-    """
-    inject_seed: int = 0
-    """Seed of --inject-flips."""
 
     def __post_init__(self) -> None:
-        _choice(self.scheme, "scheme", ("insample", "crossfit"))
-        _choice(self.categories, "categories", ("paper", "threshold"))
-        _check(self.folds >= 2, "folds", f"must be at least 2, got {self.folds}")
-        _check(self.tau >= 0, "tau", f"must be >= 0, got {self.tau}")
-        _check(0 <= self.inject_flips < 1, "inject_flips",
-               f"must be in [0, 1), got {self.inject_flips}")
+        _check_literals(self)
+        _at_least(self, 2, "folds")
+        _at_least(self, 0, "tau")
 
 
 @dataclass
@@ -274,8 +390,10 @@ class DenoiseConfig:
     """Named preset: baseline, flip, drop, smooth, margin, flip+margin, soft+margin,
     soft+margin:flipped. Explicit options below override it.
     """
-    strength: str | None = None
-    """A strength.parquet (from `rewardlab strength`), joined to the training pairs by id."""
+    strength_file: str | None = None
+    """A strength.parquet (from `rewardlab strength`, or its output folder), joined to the training
+    pairs by id.
+    """
     flip: float | None = None
     """Flip the labels of the lowest-strength share of pairs (e.g. 0.2)."""
     drop: float | None = None
@@ -290,15 +408,10 @@ class DenoiseConfig:
     """Scale lambda of the adaptive margin."""
 
     def __post_init__(self) -> None:
-        for name in ("flip", "drop"):
-            value = getattr(self, name)
-            _check(value is None or 0 <= value < 1, name, f"must be in [0, 1), got {value}")
-        _check(self.smooth is None or 0 <= self.smooth < 0.5, "smooth",
-               f"must be in [0, 0.5), got {self.smooth}")
-        if self.smooth_where is not None:
-            _choice(self.smooth_where, "smooth_where", ("all", "negative"))
-        if self.margin is not None:
-            _choice(self.margin, "margin", ("none", "adaptive"))
+        _check_literals(self)
+        _in_unit(self, "flip")
+        _in_unit(self, "drop")
+        _in_unit(self, "smooth", high=0.5)
 
 
 @dataclass
@@ -316,8 +429,8 @@ class ExperimentConfig:
     """Evaluate on validation every this many steps for the accuracy curves (0: about 20 points)."""
 
     def __post_init__(self) -> None:
-        _check(self.seeds >= 1, "seeds", f"must be at least 1, got {self.seeds}")
-        _check(self.eval_every >= 0, "eval_every", f"must be >= 0, got {self.eval_every}")
+        _at_least(self, 1, "seeds")
+        _at_least(self, 0, "eval_every")
         _check(bool(self.method_list), "methods", "name at least one method")
         from rewardlab.denoise import resolve_plan  # pure module, no import cycle
 
@@ -332,8 +445,92 @@ class ExperimentConfig:
         return [m.strip() for m in self.methods.split(",") if m.strip()]
 
 
+# -- each command's own options ---------------------------------------------------------------
+@dataclass
+class CommonConfig:
+    """Options every command takes."""
+
+    quiet: bool = False
+    """No progress bars or info messages."""
+
+
+@dataclass
+class OutputConfig:
+    """Where a command writes."""
+
+    out: str = field(default="", metadata={"short": "-o", "required": True})
+    """Output folder (a file for export and synthetic)."""
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out)
+
+
+@dataclass
+class ModelPathConfig:
+    """A saved model to read."""
+
+    model_dir: str = field(default="", metadata=positional())
+    """A model folder written by `train` (or run's final/model)."""
+
+
+@dataclass
+class RunDirConfig:
+    """A finished (or partial) run folder to read."""
+
+    run_dir: str = field(default="", metadata=positional())
+    """A folder written by `run` (or by `strength`, `groups`, `compare`)."""
+
+
+@dataclass
+class InspectConfig:
+    """What `inspect` prints."""
+
+    json: bool = False
+    """Print one JSON object on stdout."""
+    tokenizer: str | None = None
+    """Tokenizer for token statistics (default: the bundled MiniLM)."""
+    max_length: int | None = None
+    """Also count the prompts and responses longer than this many tokens."""
+
+
+@dataclass
+class RunConfig:
+    """What the main job adds to the stages."""
+
+    no_report: bool = False
+    """Skip the figures and report.html."""
+
+
+@dataclass
+class ReportConfig:
+    """How the report is drawn."""
+
+    pair_limit: int = 60
+    """Pairs per list in the pair browser."""
+    agree_column: str | None = None
+    """Column holding a second opinion (chosen/rejected or true/false) for the agreement figure."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "pair_limit")
+
+
+@dataclass
+class SyntheticConfig:
+    """How the semi-synthetic set is labelled and corrupted."""
+
+    flip_rate: float = 0.2
+    """Share of labels flipped."""
+    noise: Literal["uniform", "near-tie"] = "uniform"
+    """Which pairs get flipped: any, or mostly near ties."""
+    near_tie_share: float | None = None
+    """Subsample so this share of pairs are near ties (default: keep all)."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _in_unit(self, "flip_rate")
+
+
 def config_dict(obj: Any) -> dict[str, Any]:
-    """A dataclass as a plain dict (for summaries and cache fingerprints)."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
-
+    """A dataclass as a plain (nested) dict, for summaries and cache fingerprints."""
+    return dataclasses.asdict(obj)

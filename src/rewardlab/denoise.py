@@ -18,7 +18,7 @@ variant flips those pairs first, then smooths them (the paper leaves that choice
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -27,9 +27,14 @@ __all__ = [
     "PRIMARY_KNOB",
     "DenoisePlan",
     "DenoiseResult",
+    "TrainingSet",
     "denoise",
     "resolve_plan",
+    "training_set",
 ]
+
+
+SmoothWhere = Literal["all", "negative"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class DenoisePlan:
     """Drop the lowest-û share of pairs."""
     smooth: float = 0.0
     """Label smoothing α: target 1 - α (α for flipped pairs)."""
-    smooth_where: str = "all"
+    smooth_where: SmoothWhere = "all"
     """'all' pairs, or only 'negative' ones (û < 0)."""
     margin: bool = False
     """Use the adaptive margin λ·û."""
@@ -58,8 +63,15 @@ class DenoisePlan:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
         if not 0 <= self.smooth < 0.5:
             raise ValueError(f"smooth must be in [0, 0.5), got {self.smooth}")
-        if self.smooth_where not in ("all", "negative"):
-            raise ValueError(f"smooth_where must be 'all' or 'negative', got {self.smooth_where!r}")
+        if self.smooth_where not in get_args(SmoothWhere):
+            raise ValueError(f"smooth_where must be one of {get_args(SmoothWhere)}, got "
+                             f"{self.smooth_where!r}")
+
+    @property
+    def reads_strength(self) -> bool:
+        """Whether the plan reads û at all (the baseline and plain smoothing do not)."""
+        return bool(self.flip or self.flip_negative or self.drop or self.margin
+                    or (self.smooth and self.smooth_where == "negative"))
 
 
 PRESETS: dict[str, DenoisePlan] = {
@@ -167,3 +179,45 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None) ->
         target = np.where(where, np.where(flipped, plan.smooth, 1.0 - plan.smooth), target)
     margin = plan.margin_scale * u if plan.margin else np.zeros_like(u)
     return DenoiseResult(target=target, margin=margin, keep=keep, flipped=flipped)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The pairs a denoised model trains on (or an export writes), with their per-pair inputs.
+
+    ``index`` ``[K]`` gives their positions among the N input pairs; ``target``, ``margin`` and
+    ``flipped`` are ``[K]``. ``counts`` says what denoising did (for logs and summaries).
+    """
+
+    index: np.ndarray
+    target: np.ndarray
+    margin: np.ndarray
+    flipped: np.ndarray
+    counts: dict[str, int]
+
+
+def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
+                 identical: np.ndarray,
+                 orientation: Literal["label", "written"] = "label") -> TrainingSet:
+    """Kept pairs with their target and margin, after denoising by ``plan``.
+
+    Args:
+        strength_mean: ``[N]`` û of each pair as labelled.
+        plan: the denoising (``None`` is the baseline).
+        identical: ``[N]`` bool, chosen == rejected: such pairs carry no preference and are
+            always left out.
+        orientation: ``"label"`` gives target and margin for the pair as labelled (a flipped
+            pair has t = 0); ``"written"`` for the pair as an export writes it, with flipped
+            pairs' chosen and rejected swapped: t -> 1 - t and m -> -m, so the loss is the same.
+    """
+    result = denoise(strength_mean, plan)
+    keep = result.keep & ~np.asarray(identical, dtype=bool)
+    idx = np.flatnonzero(keep)
+    target, margin, flipped = result.target[idx], result.margin[idx], result.flipped[idx]
+    if orientation == "written":
+        target = np.where(flipped, 1.0 - target, target)
+        # + 0.0 turns -0.0 into 0.0: a margin of "-0" reads as a bug downstream.
+        margin = np.where(flipped, -margin, margin) + 0.0
+    counts = {**result.counts(), "identical_left_out": int(np.sum(identical)),
+              "trained_on": int(keep.sum())}
+    return TrainingSet(idx, target, margin, flipped, counts)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "read_json",
+    "write_folder_atomically",
     "write_json",
     "write_jsonl",
     "write_table",
@@ -44,10 +47,20 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file 0600 and the mode survives the rename: give it the mode a plain
+        # open() would, so teammates and jobs running as other users can read results.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
@@ -112,3 +125,45 @@ def write_table(target: str | os.PathLike[str], table: Any) -> Path:
     with atomic_path(target) as tmp:
         pq.write_table(table, str(tmp), compression="zstd")
     return Path(target)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync every file under ``folder`` so a rename that publishes it never exposes holes."""
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with open(file, "rb+") as fh:
+                os.fsync(fh.fileno())
+
+
+def write_folder_atomically(target: str | os.PathLike[str], write: Callable[[Path], None], *,
+                            marker: str, kind: str) -> Path:
+    """Have ``write`` fill a temporary folder beside ``target``, then rename it to ``target``.
+
+    A crash mid-write leaves ``target`` as it was (old contents or nothing), never half a
+    folder. Only an empty folder or an earlier one of the same kind (holding ``marker``) is
+    replaced: replacing means deleting, which must never happen to a user's other files (``kind``
+    names what such a folder is, for the error). POSIX
+    has no atomic replace of a non-empty folder, so the old one is renamed aside first and
+    briefly exists under a hidden name.
+    """
+    target = Path(target)
+    if target.exists() and any(target.iterdir()) and not (target / marker).is_file():
+        raise FileExistsError(f"{target} exists and is not a {kind} (no {marker}); choose a new "
+                              f"or empty folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        write(tmp)
+        _sync_folder(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; results are meant to be shared
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

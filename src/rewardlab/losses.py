@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["preference_loss", "preference_probability"]
+__all__ = ["preference_loss"]
 
 
 def _as_pair_tensor(value: float | torch.Tensor, delta: torch.Tensor, name: str) -> torch.Tensor:
@@ -65,7 +65,3 @@ def preference_loss(
         return losses.sum()
     return losses
 
-
-def preference_probability(delta: torch.Tensor) -> torch.Tensor:
-    """P(chosen ≻ rejected) = σ(Δ), elementwise."""
-    return torch.sigmoid(delta)

@@ -10,11 +10,17 @@ Two structures:
 
 from __future__ import annotations
 
+import logging
+from typing import Any, Literal, get_args
+
 import numpy as np
 
-__all__ = ["NOISE_KINDS", "choose_flips"]
+__all__ = ["NOISE_KINDS", "NoiseKind", "choose_flips", "inject_flips", "swap_labels"]
 
-NOISE_KINDS = ("uniform", "near-tie")
+NoiseKind = Literal["uniform", "near-tie"]
+NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
+
+log = logging.getLogger("rewardlab")
 
 
 def choose_flips(n: int, fraction: float, *, seed: int, kind: str = "uniform",
@@ -46,3 +52,27 @@ def choose_flips(n: int, fraction: float, *, seed: int, kind: str = "uniform",
     w = np.exp(-g / scale)
     mask[rng.choice(n, size=k, replace=False, p=w / w.sum())] = True
     return mask
+
+
+def swap_labels(ds: Any, mask: np.ndarray) -> Any:
+    """``ds`` (a ``datasets.Dataset``) with chosen and rejected swapped where ``mask`` (``[N]``
+    bool), and the mask recorded in the column ``injected_flip``."""
+    mask = np.asarray(mask, dtype=bool)
+
+    def swap(row: dict[str, Any], i: int) -> dict[str, Any]:
+        if mask[i]:
+            row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
+        row["injected_flip"] = bool(mask[i])
+        return row
+
+    return ds.map(swap, with_indices=True, desc="flipping labels", load_from_cache_file=False)
+
+
+def inject_flips(ds: Any, fraction: float, *, seed: int) -> Any:
+    """Swap chosen and rejected on a known random share of the pairs of ``ds``
+    (``--inject-flips``), recorded in ``injected_flip``; ``ds`` unchanged when the share is 0."""
+    if fraction <= 0:
+        return ds
+    mask = choose_flips(len(ds), fraction, seed=seed)
+    log.info("injected %d label flips (seed %d)", int(mask.sum()), seed)
+    return swap_labels(ds, mask)

@@ -43,6 +43,24 @@ def teacher_rewards(prompt: torch.Tensor, response: torch.Tensor, *, seed: int =
     return torch.tanh(x @ w) @ v
 
 
+def _near_tie_subsample(near: np.ndarray, share: float | None,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of the largest subset in which ``share`` of the pairs are near ties
+    (``near`` ``[N]`` bool); every index when ``share`` is ``None``."""
+    if share is None:
+        return np.arange(len(near))
+    if not 0 <= share <= 1:
+        raise ValueError(f"near_tie_share must be in [0, 1], got {share}")
+    n_near_avail, n_far_avail = int(near.sum()), int((~near).sum())
+    total = int(min(n_near_avail / max(share, 1e-12), n_far_avail / max(1 - share, 1e-12),
+                    len(near)))
+    k_near = round(share * total)
+    pick = np.concatenate([
+        rng.choice(np.flatnonzero(near), size=k_near, replace=False),
+        rng.choice(np.flatnonzero(~near), size=total - k_near, replace=False)])
+    return np.sort(pick)
+
+
 def make_synthetic(ds: Any, *, encoder: Any, flip_rate: float = 0.2, noise: str = "uniform",
                    near_tie_share: float | None = None, near_tie_quantile: float = 0.2,
                    seed: int = 0, teacher_seed: int = 0, teacher_dim: int = 16) -> Any:
@@ -72,20 +90,7 @@ def make_synthetic(ds: Any, *, encoder: Any, flip_rate: float = 0.2, noise: str 
     gap = (teacher_rewards(prompt, a, seed=teacher_seed)
            - teacher_rewards(prompt, b, seed=teacher_seed)).numpy().astype(np.float64)
     near = np.abs(gap) <= np.quantile(np.abs(gap), near_tie_quantile)
-    rng = np.random.default_rng(seed)
-    index = np.arange(len(gap))
-    if near_tie_share is not None:
-        if not 0 <= near_tie_share <= 1:
-            raise ValueError(f"near_tie_share must be in [0, 1], got {near_tie_share}")
-        n_near_avail, n_far_avail = int(near.sum()), int((~near).sum())
-        # The largest set with the requested mix that the pool can supply.
-        total = int(min(n_near_avail / max(near_tie_share, 1e-12),
-                        n_far_avail / max(1 - near_tie_share, 1e-12), len(gap)))
-        k_near = round(near_tie_share * total)
-        pick = np.concatenate([
-            rng.choice(np.flatnonzero(near), size=k_near, replace=False),
-            rng.choice(np.flatnonzero(~near), size=total - k_near, replace=False)])
-        index = np.sort(pick)
+    index = _near_tie_subsample(near, near_tie_share, np.random.default_rng(seed))
     gap, near = gap[index], near[index]
     flips = choose_flips(len(index), flip_rate, seed=seed, kind=noise, gap=gap)
     a_first = (gap > 0) != flips  # A is labelled chosen when the teacher prefers it, unless flipped

@@ -11,7 +11,7 @@ from rewardlab.models.base import Pairs
 
 def _config(tmp_path: Path, **kw: object) -> ModelConfig:
     base = {"members": 3, "epochs": 4, "batch_size": 16, "cache_dir": str(tmp_path / "cache")}
-    return ModelConfig(**{**base, **kw})
+    return ModelConfig.from_dict({**base, **kw})
 
 
 def test_learns_toy_signal_and_scores_m_by_n(tmp_path: Path, toy_pairs: Pairs) -> None:

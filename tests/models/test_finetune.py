@@ -23,7 +23,7 @@ import torch
 
 from rewardlab.config import DEFAULT_MODEL, ModelConfig
 from rewardlab.evaluation import accuracy
-from rewardlab.models.base import Pairs, load_reward_model, member_seed
+from rewardlab.models import Pairs, load_reward_model, member_seed
 from rewardlab.models.finetune import FinetuneRewardModel
 from rewardlab.models.text import (
     encode_prompt_response,
@@ -118,7 +118,7 @@ def tiny_config(model: str, **overrides: object) -> ModelConfig:
     settings: dict = {"backend": "finetune", "model": model, "members": 2, "batch_size": 8,
                       "epochs": 6, "lr": 1e-2, "max_length": 32, "device": "cpu"}
     settings.update(overrides)
-    return ModelConfig(**settings)
+    return ModelConfig.from_dict(settings)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ FAST = ["--epochs", "8", "--batch-size", "16", "--proj-dim", "16", "--quiet"]
 def test_strength_outputs_and_columns(toy_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "s"
     assert main(["strength", str(toy_file), "-o", str(out), "--members", "3", *FAST]) == 0
-    table = pq.read_table(out / "strength.parquet")
+    table = pq.read_table(out / "strength" / "strength.parquet")
     for col in ("id", "prompt", "chosen", "rejected", "source", "truly_flipped",
                 "strength_mean", "strength_std", "strength_members", "strength_rank",
                 "strength_group", "category"):
@@ -34,10 +34,10 @@ def test_strength_outputs_and_columns(toy_file: Path, tmp_path: Path) -> None:
     assert np.allclose(mean, members.mean(axis=1))
     assert np.allclose(table.column("strength_std").to_numpy(), members.std(axis=1))  # ddof=0
     assert sorted(table.column("strength_rank").to_pylist()) == list(range(80))
-    summary = read_json(out / "summary.json")
+    summary = read_json(out / "strength" / "summary.json")
     assert summary["n"] == 80 and summary["members"] == 3 and summary["scheme"] == "insample"
     assert summary["fraction_negative"] == pytest.approx(float((mean < 0).mean()))
-    assert len((out / "strength.jsonl").read_text().splitlines()) == 80
+    assert len((out / "strength" / "strength.jsonl").read_text().splitlines()) == 80
     # Every fifth label is flipped: strength must rank those lowest.
     flipped = np.array(table.column("truly_flipped").to_pylist())
     assert mean[flipped].mean() < 0 < mean[~flipped].mean()
@@ -47,9 +47,9 @@ def test_crossfit_scores_out_of_fold(toy_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "cf"
     assert main(["strength", str(toy_file), "-o", str(out), "--members", "2",
                  "--scheme", "crossfit", "--folds", "4", "--inject-flips", "0.2", *FAST]) == 0
-    summary = read_json(out / "summary.json")
+    summary = read_json(out / "strength" / "summary.json")
     assert summary["scheme"] == "crossfit" and summary["folds"] == 4
-    table = pq.read_table(out / "strength.parquet")
+    table = pq.read_table(out / "strength" / "strength.parquet")
     injected = np.array(table.column("injected_flip").to_pylist())
     assert injected.sum() == 16
     assert summary["detection"]["flipped"] == 16
@@ -74,8 +74,8 @@ def test_same_seed_gives_identical_bytes(toy_file: Path, tmp_path: Path) -> None
     for name in ("a", "b"):
         assert main(["strength", str(toy_file), "-o", str(tmp_path / name), "--members", "2",
                      "--seed", "3", *FAST]) == 0
-    a = (tmp_path / "a" / "strength.parquet").read_bytes()
-    assert a == (tmp_path / "b" / "strength.parquet").read_bytes()
+    a = (tmp_path / "a" / "strength" / "strength.parquet").read_bytes()
+    assert a == (tmp_path / "b" / "strength" / "strength.parquet").read_bytes()
 
 
 def _strength_cmd(data: Path, out: Path, *extra: str) -> list[str]:
@@ -94,23 +94,23 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
                             start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if list(killed.glob(".partial/*/job-*.npy")):
+        if list(killed.glob("strength/.partial/*/job-*.npy")):
             os.killpg(proc.pid, signal.SIGKILL)  # kill -9 mid-run
             break
         time.sleep(0.02)
     proc.wait()
-    finished = len(list(killed.glob(".partial/*/job-*.npy")))
+    finished = len(list(killed.glob("strength/.partial/*/job-*.npy")))
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert 1 <= finished < 5
-    assert not (killed / "strength.parquet").exists()
+    assert not (killed / "strength" / "strength.parquet").exists()
 
     resumed = subprocess.run(_strength_cmd(data, killed), env=env, capture_output=True,
                              text=True, check=True)
     assert f"resuming, {finished} of 5 jobs already finished" in resumed.stderr
     subprocess.run(_strength_cmd(data, tmp_path / "clean"), env=env, check=True,
                    capture_output=True)
-    assert ((killed / "strength.parquet").read_bytes()
-            == (tmp_path / "clean" / "strength.parquet").read_bytes())
+    assert ((killed / "strength" / "strength.parquet").read_bytes()
+            == (tmp_path / "clean" / "strength" / "strength.parquet").read_bytes())
 
     # Other settings in the same folder never reuse those partial results.
     other = subprocess.run(_strength_cmd(data, killed, "--lr", "0.002"), env=env,
@@ -122,7 +122,7 @@ def test_threshold_categories_from_the_cli(toy_file: Path, tmp_path: Path) -> No
     out = tmp_path / "t"
     assert main(["strength", str(toy_file), "-o", str(out), "--members", "2",
                  "--categories", "threshold", "--tau", "0.3", *FAST]) == 0
-    table = pq.read_table(out / "strength.parquet")
+    table = pq.read_table(out / "strength" / "strength.parquet")
     mean = table.column("strength_mean").to_numpy()
     cats = np.array(table.column("category").to_pylist())
     assert (cats[mean < -0.3] == "incorrect").all()
@@ -140,8 +140,8 @@ def test_real_pandalm_votes_flow_through(shared_data: Path, tmp_path: Path) -> N
     out = tmp_path / "s"
     assert main(["strength", str(data), "-o", str(out), "--members", "3", "--on-bad", "skip",
                  *FAST]) == 0
-    table = pq.read_table(out / "strength.parquet")
-    summary = read_json(out / "summary.json")
+    table = pq.read_table(out / "strength" / "strength.parquet")
+    summary = read_json(out / "strength" / "summary.json")
     votes_against = np.array(table.column("votes_against").to_pylist())
     ties = np.array(table.column("ties").to_pylist())
     agree = summary["human_agreement"]

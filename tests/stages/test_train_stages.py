@@ -33,7 +33,8 @@ def test_train_with_flip_uses_strength_and_reports_counts(toy_file: Path, tmp_pa
     assert main(["strength", str(toy_file), "-o", str(s), "--members", "2", *FAST]) == 0
     out = tmp_path / "t"
     assert main(["train", str(toy_file), "-o", str(out), "--valid-frac", "0",
-                 "--strength", str(s / "strength.parquet"), "--method", "flip", *FAST]) == 0
+                 "--strength-file", str(s / "strength" / "strength.parquet"),
+                 "--method", "flip", *FAST]) == 0
     d = read_json(out / "metrics.json")["denoise"]
     assert d["flipped"] == 16 and d["trained_on"] == 80
     # Every fifth toy label is wrong; strength finds most of them, so flipping them helps.
@@ -44,7 +45,7 @@ def test_denoising_without_strength_is_a_clear_error(toy_file: Path, tmp_path: P
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", str(toy_file), "-o", str(tmp_path / "t"), "--method", "flip",
                  *FAST]) == 1
-    assert "--strength" in capsys.readouterr().err
+    assert "--strength-file" in capsys.readouterr().err
 
 
 def test_bad_flag_value_names_the_flag(toy_file: Path, tmp_path: Path,
@@ -62,8 +63,8 @@ def test_groups_and_compare_measure_strength_on_train_only(toy_file: Path,
                                                            tmp_path: Path) -> None:
     out = tmp_path / "g"
     assert main(["groups", str(toy_file), "-o", str(out), "--valid-frac", "0.25", "--seeds", "2",
-                 "--strength-members", "2", *FAST]) == 0
-    rows = read_json(out / "groups.json")
+                 "--members", "2", *FAST]) == 0
+    rows = read_json(out / "groups" / "groups.json")
     assert [r["group"] for r in rows] == list(range(1, 11))
     strength = pq.read_table(out / "strength" / "strength.parquet")
     assert sum(r["n_train"] for r in rows) == strength.num_rows < 80  # train split only
@@ -73,9 +74,9 @@ def test_groups_and_compare_measure_strength_on_train_only(toy_file: Path,
 
     out = tmp_path / "c"
     assert main(["compare", str(toy_file), "-o", str(out), "--valid-frac", "0.25", "--seeds", "2",
-                 "--strength-members", "2", "--methods", "baseline,flip,soft+margin",
+                 "--members", "2", "--methods", "baseline,flip,soft+margin",
                  *FAST]) == 0
-    recs = {r["method"]: r for r in read_json(out / "compare.json")}
+    recs = {r["method"]: r for r in read_json(out / "compare" / "compare.json")}
     assert set(recs) == {"baseline", "flip", "soft+margin"}
     for r in recs.values():
         assert r["curve"] and r["curve"][-1]["valid_accuracy_mean"] == pytest.approx(
@@ -89,7 +90,7 @@ def test_export_writes_trl_columns(toy_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "pairs.jsonl"
     assert main(["export", str(s), "--method", "flip+margin", "-o", str(out), "--quiet"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    table = pq.read_table(s / "strength.parquet").to_pylist()
+    table = pq.read_table(s / "strength" / "strength.parquet").to_pylist()
     by_id = {r["id"]: r for r in table}
     assert len(rows) == 80 and sum(r["flipped"] for r in rows) == 16
     for r in rows:
@@ -106,7 +107,7 @@ def test_export_writes_trl_columns(toy_file: Path, tmp_path: Path) -> None:
 def test_run_end_to_end_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_toy(tmp_path / "toy.jsonl", 100, flip_every=5)
     out = tmp_path / "run"
-    args = ["run", str(data), "-o", str(out), "--seeds", "1", "--strength-members", "2",
+    args = ["run", str(data), "-o", str(out), "--seeds", "1", "--members", "2",
             "--methods", "baseline,flip,smooth,margin", *FAST]
     assert main(args) == 0
     for rel in ("run.json", "stages.json", "strength/strength.parquet", "strength/summary.json",

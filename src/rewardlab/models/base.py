@@ -14,27 +14,32 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from rewardlab.config import ModelConfig
+from rewardlab.files import atomic_write_text
+from rewardlab.layout import MODEL_INFO_FILE
 
 __all__ = [
-    "MODEL_INFO_FILE",
+    "MODEL_FORMAT_VERSION",
     "FitResult",
     "Pairs",
+    "PreparedPairs",
     "RewardModel",
-    "build_reward_model",
-    "load_reward_model",
     "member_seed",
     "per_pair_inputs",
+    "read_model_info",
+    "require_backend",
     "resolve_device",
+    "write_model_info",
 ]
 
-MODEL_INFO_FILE = "rewardlab.json"
-"""Written into every saved model folder: which backend it is and the settings to rebuild it."""
+MODEL_FORMAT_VERSION = 1
+"""Version of the saved-model layout (``rewardlab.json``'s ``format_version``). A folder from a
+newer rewardlab is refused with a clear error instead of being misread."""
 
 
 @dataclass(frozen=True)
@@ -75,17 +80,54 @@ class Pairs:
                 h.update(b"\0")
         return h.hexdigest()
 
-    def subset(self, index: Sequence[int] | torch.Tensor) -> Pairs:
-        idx = index.tolist() if torch.is_tensor(index) else list(index)
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> Pairs:
+        """The pairs at ``index``: integer positions, or a boolean mask of length N (numpy or
+        torch) selecting the pairs where it is true."""
+        idx = as_index(index, len(self))
         return Pairs([self.prompt[i] for i in idx], [self.chosen[i] for i in idx],
                      [self.rejected[i] for i in idx])
+
+
+@dataclass(frozen=True)
+class PreparedPairs:
+    """Pairs with their backend inputs (``RewardModel.prepare``), made once and held by a stage
+    that fits and scores the same pairs many times (one model per seed, method or group)."""
+
+    pairs: Pairs
+    inputs: Any
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> PreparedPairs:
+        """The pairs at ``index`` (positions or a boolean mask), texts and inputs alike."""
+        idx = as_index(index, len(self))
+        return PreparedPairs(self.pairs.subset(idx), self.inputs.subset(idx))
+
+
+def as_index(index: Sequence[int] | np.ndarray | torch.Tensor, n: int) -> list[int]:
+    """Integer positions from positions or a boolean mask over ``n`` items.
+
+    A boolean mask must have exactly ``n`` entries: a bool tensor read as integers would select
+    items 0 and 1 silently.
+    """
+    arr = index.detach().cpu().numpy() if torch.is_tensor(index) else np.asarray(index)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"a boolean mask must have shape ({n},), got {arr.shape}")
+        return np.flatnonzero(arr).tolist()
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"index must hold integers or booleans, got {arr.dtype}")
+    return arr.astype(np.int64).reshape(-1).tolist()
 
 
 @dataclass
 class FitResult:
     """What ``fit`` reports.
 
-    ``curve`` holds one record per evaluation point when ``fit`` was given validation pairs:
+    ``train_loss`` is the mean per-batch training loss over the final epoch, averaged over
+    members (what a training log shows; no extra pass over the data). ``curve`` holds one record
+    per evaluation point when ``fit`` was given validation pairs:
     ``{"step", "epoch", "valid_accuracy", "valid_loss"}``, where accuracy is that of the
     ensemble's mean Δ (ties wrong).
     """
@@ -101,15 +143,24 @@ class RewardModel(Protocol):
     """A trained (or trainable) ensemble of M reward models."""
 
     config: ModelConfig
+    trains_members_jointly: ClassVar[bool]
+    """True when all M members train in one computation (the strength stage then plans one job
+    per fold instead of one per member and fold)."""
 
     @property
     def members(self) -> int:
         """Ensemble size M."""
         ...
 
+    def prepare(self, pairs: Pairs) -> Any:
+        """Backend inputs of ``pairs`` (encodings or token ids), for stages that fit and score
+        the same pairs many times. The result has ``len`` and ``subset(index)``, and ``fit`` and
+        ``score`` take it in place of :class:`Pairs`."""
+        ...
+
     def fit(
         self,
-        pairs: Pairs,
+        pairs: Pairs | Any,
         *,
         target: torch.Tensor | None = None,
         margin: torch.Tensor | None = None,
@@ -125,13 +176,29 @@ class RewardModel(Protocol):
         """
         ...
 
-    def score(self, pairs: Pairs) -> torch.Tensor:
+    def score(self, pairs: Pairs | Any) -> torch.Tensor:
         """Δ for every member and pair: ``[M, N]`` float32 on the CPU."""
+        ...
+
+    def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """Every member's reward of each (prompt, response): ``[M, N]`` float32 on the CPU."""
         ...
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to folder ``path`` (safetensors + ``rewardlab.json``)."""
         ...
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, progress: bool = True) -> RewardModel:
+        """Read a folder written by :meth:`save` (safetensors and JSON only)."""
+        ...
+
+
+def require_backend(config: ModelConfig, name: str, cls: type) -> None:
+    """Refuse to build backend class ``cls`` (registered as ``name``) from another backend's
+    config: its settings would be silently ignored."""
+    if config.backend != name:
+        raise ValueError(f"{cls.__name__} needs backend={name!r}, got {config.backend!r}")
 
 
 def per_pair_inputs(n: int, target: torch.Tensor | None,
@@ -160,33 +227,30 @@ def member_seed(seed: int, member: int) -> int:
     return (seed * 1_000_003 + member * 7919 + 17) % (2**31 - 1)
 
 
-def build_reward_model(config: ModelConfig, *, progress: bool = True) -> RewardModel:
-    """An untrained reward model of ``config.backend``."""
-    if config.backend == "embedding":
-        from rewardlab.models.embedding import EmbeddingRewardModel
+def write_model_info(folder: Path, backend: str, config: ModelConfig, **extra: Any) -> None:
+    """Write ``rewardlab.json``: backend, format version, settings and backend extras."""
+    from rewardlab.config import config_dict
 
-        return EmbeddingRewardModel(config, progress=progress)
-    if config.backend == "finetune":
-        from rewardlab.models.finetune import FinetuneRewardModel
-
-        return FinetuneRewardModel(config, progress=progress)
-    raise ValueError(f"unknown backend {config.backend!r}; choose embedding or finetune")
+    info = {"backend": backend, "format_version": MODEL_FORMAT_VERSION,
+            "config": config_dict(config), **extra}
+    atomic_write_text(folder / MODEL_INFO_FILE, json.dumps(info, indent=2) + "\n")
 
 
-def load_reward_model(path: str | os.PathLike[str], *, progress: bool = True) -> RewardModel:
-    """Load a model saved by any backend's ``save``; the backend is read from ``rewardlab.json``."""
-    path = Path(path)
-    info_file = path / MODEL_INFO_FILE
+def read_model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``rewardlab.json`` of a saved model folder, checked: a clear error when it is missing,
+    malformed, or written by a newer rewardlab."""
+    info_file = Path(path) / MODEL_INFO_FILE
     if not info_file.is_file():
         raise FileNotFoundError(f"{path}: not a rewardlab model folder (no {MODEL_INFO_FILE})")
-    info = json.loads(info_file.read_text(encoding="utf-8"))
-    backend = info.get("backend")
-    if backend == "embedding":
-        from rewardlab.models.embedding import EmbeddingRewardModel
-
-        return EmbeddingRewardModel.load(path, progress=progress)
-    if backend == "finetune":
-        from rewardlab.models.finetune import FinetuneRewardModel
-
-        return FinetuneRewardModel.load(path, progress=progress)
-    raise ValueError(f"{info_file}: unknown backend {backend!r}")
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{info_file}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise ValueError(f"{info_file}: malformed (expected an object with 'backend' and "
+                         f"'config')")
+    version = info.get("format_version", 1)
+    if not isinstance(version, int) or version > MODEL_FORMAT_VERSION:
+        raise ValueError(f"{info_file}: format version {version!r} is newer than this rewardlab "
+                         f"reads ({MODEL_FORMAT_VERSION}); upgrade rewardlab")
+    return info

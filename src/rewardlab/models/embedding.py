@@ -7,26 +7,29 @@ feature cache), and all M heads train in one vectorized loop.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
-import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rewardlab.config import ModelConfig
 from rewardlab.evaluation import accuracy
-from rewardlab.files import atomic_path, atomic_write_text
+from rewardlab.files import atomic_path
 from rewardlab.losses import preference_loss
 from rewardlab.models.base import (
-    MODEL_INFO_FILE,
     FitResult,
     Pairs,
+    as_index,
     member_seed,
     per_pair_inputs,
+    read_model_info,
+    require_backend,
     resolve_device,
+    write_model_info,
 )
 from rewardlab.models.encode import TextEncoder, default_cache_dir, get_encoder
 from rewardlab.models.heads import EnsembleHeads, fit_projection, pair_features
@@ -37,13 +40,28 @@ __all__ = ["EmbeddingRewardModel", "PairFeatures", "PairVectors"]
 @dataclasses.dataclass(frozen=True)
 class PairVectors:
     """Frozen encodings of N pairs: ``prompt``, ``chosen``, ``rejected`` ``[N, D]``, and the
-    responses' token counts ``chosen_tokens``, ``rejected_tokens`` ``[N]``."""
+    responses' token counts ``chosen_tokens``, ``rejected_tokens`` ``[N]``.
+
+    What :meth:`EmbeddingRewardModel.prepare` returns: a stage that fits many models on the same
+    pairs encodes them once and hands this to ``fit`` and ``score``. ``encoder`` names the
+    encoding settings, so vectors are never fed to a model that encodes differently.
+    """
 
     prompt: torch.Tensor
     chosen: torch.Tensor
     rejected: torch.Tensor
     chosen_tokens: torch.Tensor
     rejected_tokens: torch.Tensor
+    encoder: str
+
+    def __len__(self) -> int:
+        return self.prompt.shape[0]
+
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> PairVectors:
+        """The pairs at ``index`` (positions or a boolean mask)."""
+        idx = torch.as_tensor(as_index(index, len(self)), dtype=torch.long)
+        return PairVectors(self.prompt[idx], self.chosen[idx], self.rejected[idx],
+                           self.chosen_tokens[idx], self.rejected_tokens[idx], self.encoder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,13 +73,6 @@ class PairFeatures:
 
     def __len__(self) -> int:
         return self.chosen.shape[0]
-
-
-# Encodings of recently seen Pairs objects, keyed by identity: experiments fit many models on the
-# same Pairs (one per seed and method), and gathering vectors costs a cache lookup per text.
-_VECTOR_MEMO: dict[tuple[int, str], tuple[weakref.ref, PairVectors]] = {}
-_MEMO_SIZE = 16
-
 
 
 class EmbeddingRewardModel:
@@ -76,9 +87,7 @@ class EmbeddingRewardModel:
     """All M heads train in one vectorized computation (the strength stage plans jobs by this)."""
 
     def __init__(self, config: ModelConfig, *, progress: bool = True) -> None:
-        if config.backend != "embedding":
-            raise ValueError(
-                f"EmbeddingRewardModel needs backend='embedding', got {config.backend!r}")
+        require_backend(config, "embedding", type(self))
         self.config = config
         self.progress = progress
         self.device = resolve_device(config.device)
@@ -91,63 +100,73 @@ class EmbeddingRewardModel:
 
     @property
     def encoder(self) -> TextEncoder:
-        c = self.config
-        return get_encoder(c.model, max_length=c.max_length, pooling=c.pooling,
+        c, e = self.config, self.config.embedding
+        return get_encoder(c.model, max_length=c.max_length, pooling=e.pooling,
                            batch_size=c.encode_batch_size,
-                           cache_dir=c.cache_dir or default_cache_dir(),
+                           cache_dir=e.cache_dir or default_cache_dir(),
                            device=str(self.device), progress=self.progress)
 
-    # -- features -----------------------------------------------------------------------------
-    def vectors(self, pairs: Pairs) -> PairVectors:
-        """Frozen encodings of ``pairs`` (from the disk cache when present), memoised."""
+    @property
+    def encoder_key(self) -> str:
+        """The settings that decide the frozen vectors (not the weights' hash: that costs a
+        read of the weights, and the model name already pins them within one process)."""
         c = self.config
-        key = (id(pairs), f"{c.model}|{c.max_length}|{c.pooling}|{c.cache_dir}")
-        hit = _VECTOR_MEMO.get(key)
-        if hit is not None and hit[0]() is pairs:
-            return hit[1]
+        return f"{c.model}|{c.max_length}|{c.embedding.pooling}"
+
+    # -- features -----------------------------------------------------------------------------
+    def prepare(self, pairs: Pairs) -> PairVectors:
+        """Frozen encodings of ``pairs`` (from the disk cache when present)."""
         enc = self.encoder
         p = enc.encode(pairs.prompt, side="prompt").vectors
         both = enc.encode(list(pairs.chosen) + list(pairs.rejected), side="response")
         n = len(pairs)
-        vec = PairVectors(p, both.vectors[:n], both.vectors[n:], both.tokens[:n],
-                          both.tokens[n:])
-        if len(_VECTOR_MEMO) >= _MEMO_SIZE:
-            _VECTOR_MEMO.pop(next(iter(_VECTOR_MEMO)))
-        _VECTOR_MEMO[key] = (weakref.ref(pairs), vec)
-        return vec
+        return PairVectors(p, both.vectors[:n], both.vectors[n:], both.tokens[:n],
+                           both.tokens[n:], self.encoder_key)
+
+    def vectors(self, data: Pairs | PairVectors) -> PairVectors:
+        """``data`` as encodings: prepared vectors pass through (after a settings check)."""
+        if not isinstance(data, PairVectors):
+            return self.prepare(data)
+        if data.encoder != self.encoder_key:
+            raise ValueError(f"these vectors were encoded with {data.encoder}, but this model "
+                             f"encodes with {self.encoder_key}")
+        return data
 
     def fit_projection(self, vec: PairVectors) -> None:
         """Fit the whitening PCA on training texts (no-op with ``proj_dim = 0``)."""
-        if self.config.proj_dim > 0:
+        if self.config.embedding.proj_dim > 0:
             self.projection = fit_projection(
-                torch.cat([vec.prompt, vec.chosen, vec.rejected]), self.config.proj_dim)
+                torch.cat([vec.prompt, vec.chosen, vec.rejected]), self.config.embedding.proj_dim)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, D]`` frozen vectors through the fitted whitening PCA (identity without one)."""
+        if self.projection is None:
+            return x
+        mean, matrix = self.projection
+        return (x - mean) @ matrix
 
     def features_of(self, vec: PairVectors) -> PairFeatures:
         """Head inputs from frozen encodings, through the fitted projection."""
-        def project(x: torch.Tensor) -> torch.Tensor:
-            if self.projection is None:
-                return x
-            mean, matrix = self.projection
-            return (x - mean) @ matrix
-
-        p = project(vec.prompt)
-        kind = self.config.head_features
+        p = self._project(vec.prompt)
+        kind = self.config.embedding.head_features
         return PairFeatures(
-            chosen=pair_features(p, project(vec.chosen), vec.chosen_tokens, kind=kind),
-            rejected=pair_features(p, project(vec.rejected), vec.rejected_tokens, kind=kind),
+            chosen=pair_features(p, self._project(vec.chosen), vec.chosen_tokens, kind=kind),
+            rejected=pair_features(p, self._project(vec.rejected), vec.rejected_tokens,
+                                   kind=kind),
         )
 
-    def features(self, pairs: Pairs) -> PairFeatures:
-        """Encode (cached) and assemble the head inputs of ``pairs``."""
-        return self.features_of(self.vectors(pairs))
+    def features(self, data: Pairs | PairVectors) -> PairFeatures:
+        """Encode (cached) and assemble the head inputs of ``data``."""
+        return self.features_of(self.vectors(data))
 
     def _new_heads(self, in_dim: int) -> EnsembleHeads:
         seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
-        return EnsembleHeads(self.members, in_dim, self.config.hidden, seeds=seeds).to(self.device)
+        return EnsembleHeads(self.members, in_dim, self.config.embedding.hidden,
+                             seeds=seeds).to(self.device)
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, pairs: Pairs, *, target: torch.Tensor | None = None,
-            margin: torch.Tensor | None = None, valid: Pairs | None = None,
+    def fit(self, pairs: Pairs | PairVectors, *, target: torch.Tensor | None = None,
+            margin: torch.Tensor | None = None, valid: Pairs | PairVectors | None = None,
             eval_every: int = 0) -> FitResult:
         """Train all M heads jointly; see :meth:`rewardlab.models.base.RewardModel.fit`."""
         vec = self.vectors(pairs)
@@ -178,7 +197,7 @@ class EmbeddingRewardModel:
         every = eval_every or max(1, total // 20)
         curve: list[dict[str, float]] = []
         seeds = [member_seed(c.seed, m) for m in range(m_count)]
-        step, last_loss = 0, float("nan")
+        step, epoch_losses = 0, []
         bar = tqdm(total=total, desc=f"training {m_count} head(s)", unit="step",
                    disable=not self.progress)
         drop_gen = torch.Generator().manual_seed(c.seed + 7)
@@ -188,39 +207,43 @@ class EmbeddingRewardModel:
             perms = torch.stack([
                 torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
                 for s in seeds]).to(dev)
+            epoch_losses = []
             for b in range(steps_per_epoch):
                 idx = perms[:, b * batch:(b + 1) * batch]  # [M, B]
-                rewards = heads(torch.cat([xc[idx], xr[idx]], dim=1),  # [M, 2B]
-                                dropout=c.head_dropout, generator=drop_gen)
-                delta = rewards[:, : idx.shape[1]] - rewards[:, idx.shape[1]:]
-                per_pair = preference_loss(delta, target=t[idx], margin=mg[idx], reduction="none")
-                # Sum of per-member means: each member's gradient is its own mean loss's.
-                loss = per_pair.mean(dim=1).sum()
+                loss = self._step(xc, xr, t, mg, idx, drop_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 step += 1
-                last_loss = loss.item() / m_count
+                epoch_losses.append(loss.item() / m_count)  # mean over members
                 if valid is not None and (step % every == 0 or step == total):
                     curve.append({"step": step, "epoch": epoch + (b + 1) / steps_per_epoch,
                                   **self._valid_point(valid)})
                 bar.update(1)
-            bar.set_postfix(loss=f"{last_loss:.4f}")
+            bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
         bar.close()
-        return FitResult(train_loss=self._mean_loss(feats, t, mg), steps=step, curve=curve,
+        return FitResult(train_loss=float(np.mean(epoch_losses)), steps=step, curve=curve,
                          seconds=time.perf_counter() - t0)
+
+    def _step(self, xc: torch.Tensor, xr: torch.Tensor, t: torch.Tensor, mg: torch.Tensor,
+              idx: torch.Tensor, drop_gen: torch.Generator) -> torch.Tensor:
+        """The loss of one joint step: ``idx`` ``[M, B]`` holds each member's own batch.
+
+        Returns the sum over members of each member's mean loss, so each member's gradient is
+        that of its own mean loss.
+        """
+        assert self.heads is not None
+        rewards = self.heads(torch.cat([xc[idx], xr[idx]], dim=1),  # [M, 2B]
+                             dropout=self.config.embedding.head_dropout, generator=drop_gen)
+        delta = rewards[:, : idx.shape[1]] - rewards[:, idx.shape[1]:]
+        per_pair = preference_loss(delta, target=t[idx], margin=mg[idx], reduction="none")
+        return per_pair.mean(dim=1).sum()
 
     @torch.no_grad()
     def _valid_point(self, valid: PairFeatures) -> dict[str, float]:
         delta = self.score_features(valid).mean(dim=0)
         return {"valid_accuracy": accuracy(delta), "valid_loss": float(preference_loss(delta))}
-
-    @torch.no_grad()
-    def _mean_loss(self, feats: PairFeatures, t: torch.Tensor, mg: torch.Tensor) -> float:
-        delta = self.score_features(feats).to(t.device)
-        return float(preference_loss(delta, target=t.expand_as(delta).contiguous(),
-                                     margin=mg.expand_as(delta).contiguous()))
 
     # -- scoring ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -235,9 +258,26 @@ class EmbeddingRewardModel:
         self.heads.train()
         return out.float().cpu()
 
-    def score(self, pairs: Pairs) -> torch.Tensor:
+    def score(self, pairs: Pairs | PairVectors) -> torch.Tensor:
         """Δ ``[M, N]``: ``r_m(chosen) - r_m(rejected)``; positive means member m prefers chosen."""
         return self.score_features(self.features(pairs))
+
+    @torch.no_grad()
+    def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """Rewards ``[M, N]`` of each (prompt, response), by every member."""
+        if self.heads is None:
+            raise RuntimeError("the model is not trained: call fit() or load() first")
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        enc = self.encoder
+        p = self._project(enc.encode(list(prompts), side="prompt").vectors)
+        r = enc.encode(list(responses), side="response")
+        x = pair_features(p, self._project(r.vectors), r.tokens,
+                          kind=self.config.embedding.head_features)
+        self.heads.eval()
+        out = self.heads.score_all(x.to(self.device))
+        self.heads.train()
+        return out.float().cpu()
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -254,23 +294,21 @@ class EmbeddingRewardModel:
             state["projection.matrix"] = self.projection[1].contiguous()
         with atomic_path(path / "heads.safetensors") as tmp:
             save_file(state, str(tmp))
-        info = {"backend": "embedding", "config": dataclasses.asdict(self.config),
-                "in_dim": self.heads.in_dim, "encoder": self.encoder.fingerprint}
-        atomic_write_text(path / MODEL_INFO_FILE, json.dumps(info, indent=2) + "\n")
+        write_model_info(path, "embedding", self.config, in_dim=self.heads.in_dim,
+                         encoder=self.encoder.fingerprint)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, progress: bool = True) -> EmbeddingRewardModel:
+        """Load a folder written by :meth:`save` (safetensors and JSON only: nothing unpickled)."""
         from safetensors.torch import load_file
 
         path = Path(path)
-        info = json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
-        model = cls(ModelConfig(**info["config"]), progress=progress)
+        info = read_model_info(path)
+        model = cls(ModelConfig.from_dict(info["config"]), progress=progress)
         model.heads = model._new_heads(int(info["in_dim"]))
         state = load_file(str(path / "heads.safetensors"))
         if "projection.mean" in state:
             model.projection = (state.pop("projection.mean"), state.pop("projection.matrix"))
         model.heads.load_state_dict(state)
         return model
-
-

@@ -16,30 +16,32 @@ finish with identical weights.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import shutil
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from rewardlab.config import ModelConfig
 from rewardlab.evaluation import accuracy
+from rewardlab.files import write_folder_atomically
+from rewardlab.layout import MODEL_INFO_FILE
 from rewardlab.losses import preference_loss
 from rewardlab.models.base import (
-    MODEL_INFO_FILE,
     FitResult,
     Pairs,
+    as_index,
     member_seed,
     per_pair_inputs,
+    read_model_info,
+    require_backend,
     resolve_device,
+    write_model_info,
 )
 from rewardlab.models.text import (
     EncodedText,
@@ -68,6 +70,11 @@ class EncodedPairs:
 
     def __len__(self) -> int:
         return len(self.chosen)
+
+    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> EncodedPairs:
+        """The pairs at ``index`` (positions or a boolean mask)."""
+        idx = as_index(index, len(self))
+        return EncodedPairs([self.chosen[i] for i in idx], [self.rejected[i] for i in idx])
 
 
 def collate_pairs(data: EncodedPairs, pad_id: int,
@@ -160,44 +167,6 @@ def _lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
     return get_peft_model(model, lora)
 
 
-def _sync_folder(folder: Path) -> None:
-    """fsync every file under ``folder`` so a rename that publishes it never exposes holes."""
-    for file in folder.rglob("*"):
-        if file.is_file():
-            with open(file, "rb+") as fh:
-                os.fsync(fh.fileno())
-
-
-def _write_folder_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Have ``write`` fill a temporary folder beside ``target``, then rename it to ``target``.
-
-    A crash mid-write leaves ``target`` as it was (old model or nothing), never half a model.
-    Only an empty folder or an earlier saved model (one with ``rewardlab.json``) is replaced.
-    An existing ``target`` is first renamed aside and deleted after the swap; POSIX has no
-    atomic replace of a non-empty folder, so the old folder briefly exists under a hidden name.
-    """
-    if target.exists() and any(target.iterdir()) and not (target / MODEL_INFO_FILE).is_file():
-        # Replacing means deleting: never do that to a folder that is not a saved model.
-        raise FileExistsError(f"{target} exists and is not a rewardlab model folder "
-                              f"(no {MODEL_INFO_FILE}); choose a new or empty folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        write(tmp)
-        _sync_folder(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a model folder is meant to be shared
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 @dataclasses.dataclass
 class _MemberRun:
     """What training one member produced."""
@@ -217,10 +186,11 @@ class FinetuneRewardModel:
     :mod:`rewardlab.models.text` for the layout and truncation).
     """
 
+    trains_members_jointly = False
+    """Members train one after another (the strength stage plans one job per member)."""
+
     def __init__(self, config: ModelConfig, *, progress: bool = True) -> None:
-        if config.backend != "finetune":
-            raise ValueError(
-                f"FinetuneRewardModel needs backend='finetune', got {config.backend!r}")
+        require_backend(config, "finetune", type(self))
         self.config = config
         self.progress = progress
         self.model_path = resolve_model_path(config.model)
@@ -269,18 +239,25 @@ class FinetuneRewardModel:
             self._pair_format = not is_decoder_only(AutoConfig.from_pretrained(self.model_path))
         return self._pair_format
 
-    def encode(self, pairs: Pairs) -> EncodedPairs:
+    def prepare(self, pairs: Pairs | EncodedPairs) -> EncodedPairs:
         """Tokenize ``pairs`` into model inputs (``prompt + chosen`` and ``prompt + rejected``).
 
         Inputs hold at most ``config.max_length`` tokens, and never more than the tokenizer's
         ``model_max_length`` (a BERT's position table ends at 512).
         """
-        limit = getattr(self.tokenizer, "model_max_length", None) or self.config.max_length
-        kw = {"max_length": min(self.config.max_length, limit), "pair_format": self.pair_format}
+        if isinstance(pairs, EncodedPairs):
+            return pairs
+        kw = {"max_length": self.max_length, "pair_format": self.pair_format}
         return EncodedPairs(
             chosen=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.chosen, **kw),
             rejected=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.rejected, **kw),
         )
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per input: ``config.max_length``, capped by the tokenizer's limit."""
+        limit = getattr(self.tokenizer, "model_max_length", None) or self.config.max_length
+        return min(self.config.max_length, limit)
 
     # -- members ----------------------------------------------------------------------------------
     def _new_member(self) -> torch.nn.Module:
@@ -298,8 +275,8 @@ class FinetuneRewardModel:
         _zero_dropout(model_config)
         model = AutoModelForSequenceClassification.from_pretrained(self.model_path,
                                                                    config=model_config)
-        if self.config.lora_r > 0:
-            model = _lora(model, self.config.lora_r)
+        if self.config.finetune.lora_r > 0:
+            model = _lora(model, self.config.finetune.lora_r)
         return model
 
     def _make_accelerator(self) -> Accelerator:
@@ -316,7 +293,7 @@ class FinetuneRewardModel:
         return Accelerator(
             cpu=cpu,
             mixed_precision="bf16" if bf16 else "no",
-            gradient_accumulation_steps=self.config.grad_accum,
+            gradient_accumulation_steps=self.config.finetune.grad_accum,
             # batch_size counts pairs per step across all processes: the same run on 1 or N
             # processes takes the same number of steps, on the same global batches.
             dataloader_config=DataLoaderConfiguration(split_batches=True),
@@ -325,11 +302,11 @@ class FinetuneRewardModel:
     # -- training ---------------------------------------------------------------------------------
     def fit(
         self,
-        pairs: Pairs,
+        pairs: Pairs | EncodedPairs,
         *,
         target: torch.Tensor | None = None,
         margin: torch.Tensor | None = None,
-        valid: Pairs | None = None,
+        valid: Pairs | EncodedPairs | None = None,
         eval_every: int = 0,
     ) -> FitResult:
         """Fine-tune M fresh members on ``pairs`` (earlier members are replaced).
@@ -355,8 +332,8 @@ class FinetuneRewardModel:
         if batch % accelerator.num_processes:
             raise ValueError(f"--batch-size {batch} must be a multiple of the "
                              f"{accelerator.num_processes} processes")
-        data = self.encode(pairs)
-        valid_data = self.encode(valid) if valid is not None and len(valid) else None
+        data = self.prepare(pairs)
+        valid_data = self.prepare(valid) if valid is not None and len(valid) else None
         runs = [self._train_member(m, accelerator, data, t, mg, batch=batch, valid=valid_data,
                                    eval_every=eval_every) for m in range(self.members)]
         self._models = [run.model for run in runs]
@@ -377,9 +354,8 @@ class FinetuneRewardModel:
         """
         from accelerate.utils import set_seed
         from torch.utils.data import DataLoader
-        from tqdm.auto import tqdm
 
-        c = self.config
+        c, f = self.config, self.config.finetune
         seed = member_seed(c.seed, m)
         # Same seed on every rank: identical head initialization and data order everywhere.
         set_seed(seed)
@@ -389,19 +365,32 @@ class FinetuneRewardModel:
             generator=torch.Generator().manual_seed(seed),
             collate_fn=partial(collate_pairs, data, self.pad_id),
         )
-        updates_per_epoch = math.ceil(len(loader) / c.grad_accum)
-        total = updates_per_epoch * c.resolved_epochs
-        every = eval_every or max(1, total // 20)
+        total = math.ceil(len(loader) / f.grad_accum) * c.resolved_epochs
         optimizer = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=c.resolved_lr)
-        scheduler = _warmup_linear(optimizer, round(c.warmup_ratio * total), total)
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader,
-                                                                  scheduler)
-        target, margin = target.to(accelerator.device), margin.to(accelerator.device)
+        scheduler = _warmup_linear(optimizer, round(f.warmup_ratio * total), total)
+        prepared = accelerator.prepare(model, optimizer, loader, scheduler)
+        run = self._member_loop(m, accelerator, *prepared, target.to(accelerator.device),
+                                margin.to(accelerator.device), total=total, valid=valid,
+                                every=eval_every or max(1, total // 20))
+        trained = accelerator.unwrap_model(prepared[0], keep_fp32_wrapper=False)
+        if f.lora_r > 0:
+            # Fold the adapters into the weights: the saved folder is a plain transformers model.
+            trained = trained.merge_and_unload()
+        run.model = trained.to("cpu").eval()
+        accelerator.free_memory()  # drop the prepared wrappers before the next member
+        return run
+
+    def _member_loop(self, m: int, accelerator: Accelerator, model: torch.nn.Module,
+                     optimizer: torch.optim.Optimizer, loader: Any, scheduler: Any,
+                     target: torch.Tensor, margin: torch.Tensor, *, total: int,
+                     valid: EncodedPairs | None, every: int) -> _MemberRun:
+        """The training loop of one member: ``total`` optimizer steps over its epochs."""
+        from tqdm.auto import tqdm
+
+        c = self.config
         bar = tqdm(total=total, desc=f"finetune member {m + 1}/{self.members}", unit="step",
                    disable=not self.progress or not accelerator.is_local_main_process)
-        step, losses = 0, []
-        points: list[tuple[int, float]] = []
-        valid_deltas: list[torch.Tensor] = []
+        run = _MemberRun(model, 0, float("nan"), [], [])
         model.train()
         for epoch in range(c.resolved_epochs):
             losses = []
@@ -411,8 +400,8 @@ class FinetuneRewardModel:
                     idx = inputs["index"]
                     loss = preference_loss(delta, target=target[idx], margin=margin[idx])
                     accelerator.backward(loss)
-                    if accelerator.sync_gradients and c.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), c.max_grad_norm)
+                    if accelerator.sync_gradients and c.finetune.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), c.finetune.max_grad_norm)
                     # The accelerate wrappers skip these on accumulation micro-steps.
                     optimizer.step()
                     scheduler.step()
@@ -420,22 +409,17 @@ class FinetuneRewardModel:
                 losses.append(float(accelerator.reduce(loss.detach(), "mean")))
                 if not accelerator.sync_gradients:
                     continue
-                step += 1
+                run.steps += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                if valid is not None and (step % every == 0 or step == total):
-                    points.append((step, epoch + (b + 1) / len(loader)))
-                    valid_deltas.append(self._member_deltas(
+                if valid is not None and (run.steps % every == 0 or run.steps == total):
+                    run.eval_points.append((run.steps, epoch + (b + 1) / len(loader)))
+                    run.valid_deltas.append(self._member_deltas(
                         accelerator.unwrap_model(model), valid, accelerator.device))
                     model.train()
+            run.last_epoch_loss = sum(losses) / max(len(losses), 1)
         bar.close()
-        trained = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-        if c.lora_r > 0:
-            # Fold the adapters into the weights: the saved folder is a plain transformers model.
-            trained = trained.merge_and_unload()
-        trained = trained.to("cpu").eval()
-        accelerator.free_memory()  # drop the prepared wrappers before the next member
-        return _MemberRun(trained, step, sum(losses) / max(len(losses), 1), points, valid_deltas)
+        return run
 
     # -- scoring ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -463,23 +447,48 @@ class FinetuneRewardModel:
             model.train(was_training)
         return out
 
-    def score(self, pairs: Pairs) -> torch.Tensor:
+    def score(self, pairs: Pairs | EncodedPairs) -> torch.Tensor:
         """Δ ``[M, N]`` float32 on the CPU: ``r_m(prompt + chosen) - r_m(prompt + rejected)``;
         positive means member m prefers chosen."""
         if not self._models:
             raise RuntimeError("the model is not trained: call fit() or load() first")
-        data = self.encode(pairs)
+        data = self.prepare(pairs)
         if len(data) == 0:
             return torch.zeros(self.members, 0)
+        return self._each_member(lambda model, device: self._member_deltas(model, data, device))
+
+    def _each_member(self, run: Any) -> torch.Tensor:
+        """``run(model, device)`` -> ``[N]`` for every member, stacked to ``[M, N]``."""
         device = resolve_device(self.config.device)
         rows = []
         for model in self._models:
             # Members live on the CPU and visit the device one at a time: M large models need
             # not fit in accelerator memory together.
             model.to(device)
-            rows.append(self._member_deltas(model, data, device))
+            rows.append(run(model, device))
             model.to("cpu")
         return torch.stack(rows)
+
+    @torch.no_grad()
+    def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """Rewards ``[M, N]`` of each (prompt, response), by every member."""
+        if not self._models:
+            raise RuntimeError("the model is not trained: call fit() or load() first")
+        items = encode_prompt_response(self.tokenizer, prompts, responses,
+                                       max_length=self.max_length, pair_format=self.pair_format)
+        if not items:
+            return torch.zeros(self.members, 0)
+        step = max(1, self.config.encode_batch_size)
+
+        def member_rewards(model: torch.nn.Module, device: torch.device) -> torch.Tensor:
+            out = []
+            for start in range(0, len(items), step):
+                batch = pad_encoded(items[start:start + step], self.pad_id)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                out.append(model(**batch).logits.squeeze(-1).float().cpu())
+            return torch.cat(out)
+
+        return self._each_member(member_rewards)
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -495,7 +504,8 @@ class FinetuneRewardModel:
         path = Path(path)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if not distributed or torch.distributed.get_rank() == 0:
-            _write_folder_atomically(path, self._write_into)
+            write_folder_atomically(path, self._write_into, marker=MODEL_INFO_FILE,
+                                    kind="rewardlab model folder")
         if distributed:
             torch.distributed.barrier()
         return path
@@ -506,24 +516,24 @@ class FinetuneRewardModel:
             # transformers writes safetensors (the only format in 5.x, the default since 4.35).
             model.save_pretrained(member_dir)
             self.tokenizer.save_pretrained(member_dir)
-        info = {"backend": "finetune", "config": dataclasses.asdict(self.config),
-                "members": len(self._models), "pair_format": self.pair_format}
-        (folder / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        write_model_info(folder, "finetune", self.config, members=len(self._models),
+                         pair_format=self.pair_format)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, progress: bool = True) -> FinetuneRewardModel:
-        """Load a folder written by :meth:`save`."""
+        """Load a folder written by :meth:`save` (safetensors and JSON only: nothing unpickled)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = Path(path)
-        info = json.loads((path / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+        info = read_model_info(path)
         if info.get("backend") != "finetune":
             raise ValueError(f"{path}: backend {info.get('backend')!r}, not 'finetune'")
-        obj = cls(ModelConfig(**info["config"]), progress=progress)
+        obj = cls(ModelConfig.from_dict(info["config"]), progress=progress)
         members = int(info["members"])
         obj._set_tokenizer(AutoTokenizer.from_pretrained(path / "member_0"))
         obj._models = [
-            AutoModelForSequenceClassification.from_pretrained(path / f"member_{m}").eval()
+            AutoModelForSequenceClassification.from_pretrained(
+                path / f"member_{m}", use_safetensors=True).eval()
             for m in range(members)
         ]
         if "pair_format" in info:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rewardlab.files import atomic_write_text
+from rewardlab.layout import RunLayout
 from rewardlab.report.figures import make_figures
 from rewardlab.report.html import PageInput, render_page
 from rewardlab.report.loaders import load_run
@@ -27,8 +28,6 @@ from rewardlab.report.stats import best_method
 
 __all__ = ["ReportResult", "build_report"]
 
-REPORT_FILE = "report.html"
-FIGURES_DIR = "figures"
 
 
 @dataclass
@@ -82,12 +81,13 @@ def build_report(run_dir: str | Path, *, pair_limit: int = 60, agree_column: str
         for note in results.notes:
             say(f"note: {note}")
 
-    figures = make_figures(results, run_dir / FIGURES_DIR, agree_column=agree_column,
+    layout = RunLayout(run_dir)
+    figures = make_figures(results, layout.figures_dir, agree_column=agree_column,
                            on_progress=say)
     pairs = select_pairs(results.strength, pair_limit) if results.strength is not None else []
     page = PageInput(run_dir=run_dir, results=results, figures=figures, pairs=pairs,
                      pair_limit=pair_limit, best=best_method(results), notes=results.notes)
-    html_path = atomic_write_text(run_dir / REPORT_FILE, render_page(page))
+    html_path = atomic_write_text(layout.report_html, render_page(page))
     if say:
         say(f"wrote {html_path} ({len(pairs)} pairs in the browser)")
 

@@ -28,7 +28,7 @@ from rewardlab.report.stats import (
     agreement_by_group,
     detect_opinions,
     group_stats,
-    strength_groups,
+    table_groups,
 )
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def draw_agreement(results: RunResults, agree_column: str | None = None) -> Figu
     if results.strength is None:
         raise Unavailable("no strength/strength.parquet")
     opinions = detect_opinions(results.strength, agree_column)
-    groups = strength_groups(results.strength)
+    groups = table_groups(results.strength)
     fig, (ax,) = _new_figure()
     markers = ["o", "s", "^", "D"]
     for k, opinion in enumerate(opinions):

@@ -27,12 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rewardlab.files import read_json
+from rewardlab.layout import RunLayout, find_strength_file, find_strength_summary
 
 __all__ = [
     "STRENGTH_REQUIRED",
     "RunResults",
     "column_values",
-    "find_strength_file",
     "load_run",
     "numeric_column",
 ]
@@ -40,11 +40,6 @@ __all__ = [
 STRENGTH_REQUIRED = ("strength_mean", "strength_std")
 """Columns without which a strength table is useless to the report."""
 
-# Where each result lives relative to the run directory (first match wins).
-_STRENGTH_CANDIDATES = ("strength/strength.parquet", "strength.parquet")
-_GROUPS_FILE = "groups/groups.json"
-_COMPARE_FILE = "compare/compare.json"
-_RUN_FILE = "run.json"
 
 
 @dataclass
@@ -73,22 +68,6 @@ class RunResults:
             x is not None
             for x in (self.run_info, self.strength, self.summary, self.groups, self.compare)
         )
-
-
-def find_strength_file(run_dir: Path) -> Path | None:
-    """Return the strength table of ``run_dir`` (full run or plain strength output), if any."""
-    for rel in _STRENGTH_CANDIDATES:
-        path = run_dir / rel
-        if path.is_file():
-            return path
-    return None
-
-
-def _find_summary_file(run_dir: Path, strength_path: Path | None) -> Path | None:
-    """summary.json sits beside strength.parquet; look in both layouts when the table is absent."""
-    candidates = [strength_path.parent / "summary.json"] if strength_path else []
-    candidates += [run_dir / "strength" / "summary.json", run_dir / "summary.json"]
-    return next((p for p in candidates if p.is_file()), None)
 
 
 def _read_json_as(path: Path, kind: type, what: str, notes: list[str]) -> Any:
@@ -144,31 +123,31 @@ def load_run(run_dir: str | Path) -> RunResults:
         raise FileNotFoundError(f"run directory not found: {run_dir}")
     res = RunResults(run_dir=run_dir)
 
-    run_file = run_dir / _RUN_FILE
+    layout = RunLayout(run_dir)
+    run_file = layout.run_json
     if run_file.is_file():
         res.run_info = _read_json_as(run_file, dict, "run", res.notes)
 
     res.strength_path = find_strength_file(run_dir)
     if res.strength_path is not None:
         res.strength = _read_strength(res.strength_path, res.notes)
-    res.summary_path = _find_summary_file(run_dir, res.strength_path)
+    res.summary_path = find_strength_summary(run_dir, res.strength_path)
     if res.summary_path is not None:
         res.summary = _read_json_as(res.summary_path, dict, "summary", res.notes)
 
-    groups_file = run_dir / _GROUPS_FILE
+    groups_file = layout.groups_json
     if groups_file.is_file():
         res.groups_path = groups_file
         res.groups = _records(_read_json_as(groups_file, list, "groups", res.notes),
                               "groups", res.notes)
-    compare_file = run_dir / _COMPARE_FILE
+    compare_file = layout.compare_json
     if compare_file.is_file():
         res.compare_path = compare_file
         res.compare = _records(_read_json_as(compare_file, list, "compare", res.notes),
                                "compare", res.notes)
 
-    looked_for = [_RUN_FILE, *_STRENGTH_CANDIDATES, "summary.json", _GROUPS_FILE, _COMPARE_FILE]
     if not res.found_anything and not res.notes:
-        raise ValueError(f"no results in {run_dir}: looked for {', '.join(looked_for)}")
+        raise ValueError(f"no results in {run_dir}: looked for {', '.join(layout.looked_for())}")
     return res
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from rewardlab.report.loaders import numeric_column
-from rewardlab.report.stats import strength_groups
+from rewardlab.report.stats import table_groups
 
 __all__ = ["LISTS", "MAX_TEXT_CHARS", "select_pairs"]
 
@@ -85,7 +85,7 @@ def select_pairs(table: pa.Table, limit: int) -> list[dict[str, Any]]:
                 tags[pid].append(key)
 
     indices = list(chosen_rows.values())
-    groups = strength_groups(table)[indices]
+    groups = table_groups(table)[indices]
     wanted = [c for c in (*_TEXT_COLUMNS, "category", "source", "suspicious", "injected_flip")
               if c in table.column_names]
     # A zero-column table converts to no records at all, hence the explicit empty ones.

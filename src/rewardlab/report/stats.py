@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from rewardlab import strength
+from rewardlab.layout import RunLayout
+from rewardlab.layout import best_method as best_of_compare
 from rewardlab.report.loaders import RunResults, column_values, numeric_column
-from rewardlab.strength import strength_groups as decile_groups
-from rewardlab.strength import strength_ranks
 
 __all__ = [
     "N_GROUPS",
@@ -31,7 +32,7 @@ __all__ = [
     "detect_opinions",
     "fraction_negative",
     "group_stats",
-    "strength_groups",
+    "table_groups",
 ]
 
 N_GROUPS = 10
@@ -44,7 +45,7 @@ class Unavailable(Exception):
 
 # --- strength groups -------------------------------------------------------------------------
 
-def strength_groups(table: pa.Table) -> np.ndarray:
+def table_groups(table: pa.Table) -> np.ndarray:
     """Group 1..10 of each pair: the saved ``strength_group``, else deciles of û recomputed.
 
     Recomputing keeps older or hand-made tables usable; it matches the strength stage's rule
@@ -58,7 +59,8 @@ def strength_groups(table: pa.Table) -> np.ndarray:
     groups = np.zeros(len(mean), dtype=np.int64)
     valid = np.flatnonzero(~np.isnan(mean))
     # The strength stage's own rule, so recomputed groups match saved ones.
-    groups[valid] = decile_groups(strength_ranks(mean[valid]), n_groups=N_GROUPS)
+    groups[valid] = strength.strength_groups(strength.strength_ranks(mean[valid]),
+                                             n_groups=N_GROUPS)
     return groups
 
 
@@ -85,7 +87,7 @@ def group_stats(results: RunResults) -> GroupStats:
         mean = numeric_column(table, "strength_mean")
         std = numeric_column(table, "strength_std")
         assert mean is not None and std is not None
-        groups = strength_groups(table)
+        groups = table_groups(table)
         ids = [g for g in range(1, N_GROUPS + 1) if (groups == g).any()]
         if not ids:
             raise Unavailable("strength table has no pairs with a strength group")
@@ -95,7 +97,7 @@ def group_stats(results: RunResults) -> GroupStats:
             n=[int(m.sum()) for m in masks],
             mean_strength=[float(np.nanmean(mean[m])) for m in masks],
             mean_std=[float(np.nanmean(std[m])) for m in masks],
-            source="strength.parquet",
+            source=_name(results.strength_path),
         )
     records = (results.summary or {}).get("groups")
     if isinstance(records, list):
@@ -107,9 +109,14 @@ def group_stats(results: RunResults) -> GroupStats:
                 n=[int(r.get("n") or 0) for r in rows],
                 mean_strength=[_float(r.get("mean_strength")) for r in rows],
                 mean_std=[_float(r.get("std_strength_mean")) for r in rows],
-                source="summary.json",
+                source=_name(results.summary_path),
             )
     raise Unavailable("no strength/strength.parquet and no groups in strength/summary.json")
+
+
+def _name(path: Any) -> str:
+    """A result file's name for "taken from" notes."""
+    return path.name if path is not None else "?"
 
 
 def _float(x: Any) -> float:
@@ -164,18 +171,14 @@ def best_method(results: RunResults) -> BestMethod | None:
             method=saved["method"],
             valid_accuracy_mean=float(acc) if isinstance(acc, (int, float)) else None,
             gain_over_baseline=float(gain) if isinstance(gain, (int, float)) else None,
-            source="run.json",
+            source=RunLayout(results.run_dir).run_json.name,
         )
-    scored = [r for r in results.compare or []
-              if isinstance(r.get("method"), str)
-              and isinstance(r.get("valid_accuracy_mean"), (int, float))]
-    if not scored:
+    best = best_of_compare(results.compare or [])
+    if best is None:
         return None
-    # max() keeps the first of equal scores, i.e. the order the compare stage wrote.
-    top = max(scored, key=lambda r: r["valid_accuracy_mean"])
-    base = next((r for r in scored if r["method"] == "baseline"), None)
-    gain = top["valid_accuracy_mean"] - base["valid_accuracy_mean"] if base else None
-    return BestMethod(top["method"], float(top["valid_accuracy_mean"]), gain, "compare.json")
+    return BestMethod(best["method"], float(best["valid_accuracy_mean"]),
+                      best["gain_over_baseline"],
+                      RunLayout(results.run_dir).compare_json.name)
 
 
 # --- second opinions (agreement with the dataset's label) ------------------------------------

@@ -11,9 +11,11 @@ import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from rewardlab.config import CommonConfig, InputConfig, InspectConfig, LoadConfig
 from rewardlab.data.load import PathsLike, read_preferences
+from rewardlab.stages.command import CommandResult
 
-__all__ = ["MAX_IDS_SHOWN", "format_inspect", "inspect_data", "token_lengths"]
+__all__ = ["MAX_IDS_SHOWN", "format_inspect", "inspect_command", "inspect_data", "token_lengths"]
 
 MAX_IDS_SHOWN = 20
 """Ids listed per suspicious kind (the counts are always complete)."""
@@ -157,3 +159,14 @@ def _num(value: float | int | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def inspect_command(*, data: InputConfig, load: LoadConfig, inspect: InspectConfig,
+                    common: CommonConfig) -> CommandResult:
+    """``rewardlab inspect``: what the data holds, as text or one JSON object."""
+    import json
+
+    result = inspect_data(data.data, **load.read_kwargs(), model=inspect.tokenizer,
+                          max_length=inspect.max_length)
+    text = json.dumps(result, indent=2, default=str) if inspect.json else format_inspect(result)
+    return CommandResult([text], {}, result)

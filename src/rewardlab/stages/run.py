@@ -1,7 +1,7 @@
 """The main job: load → split → strength → groups → compare → final model → report.
 
-Every stage writes its results under one folder and records a fingerprint of its inputs in
-``OUT/stages.json``. A rerun with the same settings reuses finished stages (and the feature
+Every stage writes its results under one folder and records a fingerprint of its inputs in the
+run's ``stages.json``. A rerun with the same settings reuses finished stages (and the feature
 cache), so it costs only what is new; a stage whose inputs changed is run again.
 """
 
@@ -11,9 +11,8 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,29 @@ from typing import Any
 import numpy as np
 
 from rewardlab.config import (
+    CommonConfig,
     ExperimentConfig,
+    InputConfig,
     LoadConfig,
     ModelConfig,
+    NoiseConfig,
+    OutputConfig,
+    RunConfig,
     SplitConfig,
     StrengthConfig,
     config_dict,
 )
 from rewardlab.denoise import resolve_plan
 from rewardlab.files import read_json, write_json
-from rewardlab.models.base import Pairs
+from rewardlab.layout import RunLayout, best_method
+from rewardlab.models import Pairs, prepare_pairs
+from rewardlab.stages.command import CommandResult
 from rewardlab.stages.experiments import run_compare, run_groups
-from rewardlab.stages.prepare import prepare_data
+from rewardlab.stages.prepare import Prepared, prepare_data
 from rewardlab.stages.strength import run_strength
 from rewardlab.stages.train import run_train
 
-__all__ = ["RunOutput", "run_all"]
+__all__ = ["RunOutput", "StageLedger", "run_all", "run_command"]
 
 log = logging.getLogger("rewardlab")
 
@@ -47,10 +53,10 @@ def _digest(obj: Any) -> str:
 
 
 class StageLedger:
-    """``OUT/stages.json``: which stages finished, under which input fingerprint."""
+    """The run's ``stages.json``: which stages finished, under which input fingerprint."""
 
-    def __init__(self, out: Path) -> None:
-        self.path = out / "stages.json"
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.entries: dict[str, Any] = read_json(self.path) if self.path.is_file() else {}
 
     def done(self, stage: str, fingerprint: str, *outputs: Path) -> bool:
@@ -62,6 +68,17 @@ class StageLedger:
         self.entries[stage] = {"fingerprint": fingerprint, "seconds": round(seconds, 2)}
         write_json(self.path, self.entries)
 
+    def run(self, stage: str, fingerprint: str, outputs: Sequence[Path],
+            work: Callable[[], object]) -> None:
+        """Run ``work`` unless ``stage`` finished under ``fingerprint`` with all its
+        ``outputs`` present; record it when it finishes."""
+        if self.done(stage, fingerprint, *outputs):
+            log.info("%s: reusing earlier results", stage)
+            return
+        t0 = time.perf_counter()
+        work()
+        self.record(stage, fingerprint, time.perf_counter() - t0)
+
 
 @dataclass
 class RunOutput:
@@ -72,96 +89,96 @@ class RunOutput:
     best_method: dict[str, Any]
 
 
-def run_all(paths: Sequence[str], *, out_dir: str | os.PathLike[str], load: LoadConfig,
-            split: SplitConfig, model: ModelConfig, strength: StrengthConfig,
-            experiment: ExperimentConfig, strength_members: int = 10,
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything ``run`` reads besides the data paths."""
+
+    load: LoadConfig
+    split: SplitConfig
+    model: ModelConfig
+    """``members`` is the strength ensemble; the experiments train single models."""
+    strength: StrengthConfig
+    noise: NoiseConfig
+    experiment: ExperimentConfig
+
+
+def run_all(paths: Sequence[str], *, out: RunLayout, settings: RunSettings,
             progress: bool = True, report: bool = True) -> RunOutput:
     """Run every stage of the paper's pipeline on ``paths``; see the module docstring."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ledger = StageLedger(out)
-
-    prep = prepare_data(paths, load=load, split=split, seed=model.seed, strength=strength)
-    train_pairs, valid_pairs = Pairs.from_dataset(prep.train), Pairs.from_dataset(prep.valid)
+    s = settings
+    out.root.mkdir(parents=True, exist_ok=True)
+    ledger = StageLedger(out.stages_json)
+    prep = prepare_data(paths, load=s.load, split=s.split, seed=s.model.seed, noise=s.noise)
     if len(prep.valid) == 0:
         raise ValueError("--valid-frac 0 leaves no validation pairs; the main job needs them")
+    train_pairs, valid_pairs = Pairs.from_dataset(prep.train), Pairs.from_dataset(prep.valid)
     # Texts and labels in order, plus ids (the strength file is joined by id).
     data_fp = _digest([train_pairs.digest(), valid_pairs.digest(),
                        list(prep.train["id"]), list(prep.valid["id"])])
 
     # Strength on the training split only: no validation pair may leak into denoising.
-    s_model = dataclasses.replace(model, members=strength_members)
-    s_fp = _digest([data_fp, config_dict(s_model), config_dict(strength)])
-    s_dir = out / "strength"
-    if not ledger.done("strength", s_fp, s_dir / "strength.parquet", s_dir / "summary.json"):
-        t0 = time.perf_counter()
-        run_strength(prep.train, model=s_model, strength=strength, out_dir=s_dir,
-                     progress=progress)
-        ledger.record("strength", s_fp, time.perf_counter() - t0)
-    else:
-        log.info("strength: reusing %s", s_dir)
+    s_fp = _digest([data_fp, config_dict(s.model), config_dict(s.strength)])
+    ledger.run("strength", s_fp, [out.strength_parquet, out.strength_summary],
+               lambda: run_strength(prep.train, model=s.model, strength=s.strength, layout=out,
+                                    progress=progress))
     import pyarrow.parquet as pq
 
-    u = np.asarray(pq.read_table(s_dir / "strength.parquet", columns=["strength_mean"])
+    u = np.asarray(pq.read_table(out.strength_parquet, columns=["strength_mean"])
                    .column("strength_mean").to_numpy(), dtype=np.float64)
-
-    exp_model = dataclasses.replace(model, members=1)
-    g_fp = _digest([s_fp, config_dict(exp_model), experiment.seeds])
-    if not ledger.done("groups", g_fp, out / "groups" / "groups.json"):
-        t0 = time.perf_counter()
-        run_groups(train_pairs, valid_pairs, u, model=exp_model, seeds=experiment.seeds,
-                   out_dir=out / "groups", progress=progress)
-        ledger.record("groups", g_fp, time.perf_counter() - t0)
-
-    c_fp = _digest([s_fp, config_dict(exp_model), config_dict(experiment)])
-    if not ledger.done("compare", c_fp, out / "compare" / "compare.json"):
-        t0 = time.perf_counter()
-        run_compare(train_pairs, valid_pairs, u, model=exp_model,
-                    methods=experiment.method_list, seeds=experiment.seeds,
-                    eval_every=experiment.eval_every, out_dir=out / "compare", progress=progress)
-        ledger.record("compare", c_fp, time.perf_counter() - t0)
-    compare = read_json(out / "compare" / "compare.json")
-    best = max(compare, key=lambda r: r["valid_accuracy_mean"])
-    base = next((r for r in compare if r["method"] == "baseline"), None)
-    best_info = {"method": best["method"], "valid_accuracy_mean": best["valid_accuracy_mean"],
-                 "gain_over_baseline": (best["valid_accuracy_mean"] - base["valid_accuracy_mean"]
-                                        if base else None)}
-
-    f_fp = _digest([c_fp, best["method"]])
-    if not ledger.done("final", f_fp, out / "final" / "metrics.json"):
-        t0 = time.perf_counter()
-        run_train(prep.train, prep.valid, model=exp_model, plan=resolve_plan(best["method"]),
-                  strength_mean=u, out_dir=out / "final", progress=progress,
-                  extra={"method": best["method"]})
-        ledger.record("final", f_fp, time.perf_counter() - t0)
-
-    write_json(out / "run.json", {
+    best = _experiments(ledger, out, s, prep, u, s_fp, progress)
+    write_json(out.run_json, {
         "data": _data_section(prep),
-        "settings": {**config_dict(model), "members": strength_members,
-                     "scheme": strength.scheme, "folds": strength.folds,
-                     "seeds": experiment.seeds, "inject_flips": strength.inject_flips},
+        "settings": {**config_dict(s.model), "scheme": s.strength.scheme,
+                     "folds": s.strength.folds, "seeds": s.experiment.seeds,
+                     "inject_flips": s.noise.inject_flips},
         "split": prep.report["split"],
-        "best_method": best_info,
+        "best_method": best,
     })
-    outputs = {
-        "run summary": out / "run.json",
-        "strength": s_dir / "strength.parquet",
-        "strength summary": s_dir / "summary.json",
-        "groups": out / "groups" / "groups.json",
-        "compare": out / "compare" / "compare.json",
-        "final model": out / "final" / "model",
-        "final metrics": out / "final" / "metrics.json",
-    }
+    outputs = {"run summary": out.run_json, "strength": out.strength_parquet,
+               "strength summary": out.strength_summary, "groups": out.groups_json,
+               "compare": out.compare_json, "final model": out.final.model_dir,
+               "final metrics": out.final.metrics_json}
     if report:
         from rewardlab.report import build_report
 
-        result = build_report(out, progress=progress)
-        outputs["figures"] = out / "figures"
-        outputs["report"] = result.html
-    return RunOutput(out, outputs, best_info)
+        outputs.update(figures=out.figures_dir,
+                       report=build_report(out.root, progress=progress).html)
+    return RunOutput(out.root, outputs, best)
 
 
-def _data_section(prep: Any) -> dict[str, Any]:
+def _experiments(ledger: StageLedger, out: RunLayout, s: RunSettings, prep: Prepared,
+                 u: np.ndarray, s_fp: str, progress: bool) -> dict[str, Any]:
+    """groups, compare and the final model; returns the best method's record."""
+    exp_model = dataclasses.replace(s.model, members=1)
+    data: dict[str, Any] = {}
+
+    def prepared() -> dict[str, Any]:  # encode only when a stage has to run
+        if not data:
+            data.update(train=prepare_pairs(exp_model, Pairs.from_dataset(prep.train),
+                                            progress=progress),
+                        valid=prepare_pairs(exp_model, Pairs.from_dataset(prep.valid),
+                                            progress=progress))
+        return data
+
+    g_fp = _digest([s_fp, config_dict(exp_model), s.experiment.seeds])
+    ledger.run("groups", g_fp, [out.groups_json], lambda: run_groups(
+        prepared()["train"], prepared()["valid"], u, model=exp_model, seeds=s.experiment.seeds,
+        out=out, progress=progress))
+    c_fp = _digest([s_fp, config_dict(exp_model), config_dict(s.experiment)])
+    ledger.run("compare", c_fp, [out.compare_json], lambda: run_compare(
+        prepared()["train"], prepared()["valid"], u, model=exp_model,
+        methods=s.experiment.method_list, seeds=s.experiment.seeds,
+        eval_every=s.experiment.eval_every, out=out, progress=progress))
+    best = best_method(read_json(out.compare_json))
+    assert best is not None, "compare.json holds no method"
+    f_fp = _digest([c_fp, best["method"]])
+    ledger.run("final", f_fp, [out.final.metrics_json], lambda: run_train(
+        prep.train, prep.valid, model=exp_model, plan=resolve_plan(best["method"]),
+        strength_mean=u, out=out.final, progress=progress, extra={"method": best["method"]}))
+    return best
+
+
+def _data_section(prep: Prepared) -> dict[str, Any]:
     rep = prep.report["train_data"]
     by_source: dict[str, int] = {}
     for ds in (prep.train, prep.valid):
@@ -172,3 +189,17 @@ def _data_section(prep: Any) -> dict[str, Any]:
                   for k, v in rep.get("suspicious", {}).items()}
     return {"pairs": rep.get("pairs"), "by_file": rep.get("by_file"), "by_source": by_source,
             "skipped": rep.get("skipped"), "suspicious": suspicious}
+
+
+def run_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, model: ModelConfig,
+                strength: StrengthConfig, noise: NoiseConfig, experiment: ExperimentConfig,
+                run: RunConfig, output: OutputConfig, common: CommonConfig) -> CommandResult:
+    """``rewardlab run``: every stage into one folder, resuming what already finished."""
+    settings = RunSettings(load, split, model, strength, noise, experiment)
+    res = run_all(data.data, out=RunLayout.of(output.out), settings=settings,
+                  progress=not common.quiet, report=not run.no_report)
+    b = res.best_method
+    gain = b.get("gain_over_baseline")
+    line = (f"best method: {b['method']} (valid accuracy {b['valid_accuracy_mean']:.4f}"
+            + (f", {gain:+.4f} over baseline)" if gain is not None else ")"))
+    return CommandResult([line], res.outputs, res)

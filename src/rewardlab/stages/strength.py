@@ -22,16 +22,27 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rewardlab.config import ModelConfig, StrengthConfig, config_dict
+from rewardlab.config import (
+    CommonConfig,
+    InputConfig,
+    LoadConfig,
+    ModelConfig,
+    NoiseConfig,
+    OutputConfig,
+    StrengthConfig,
+    config_dict,
+)
 from rewardlab.files import atomic_path, write_json
-from rewardlab.models.base import Pairs, build_reward_model
+from rewardlab.layout import RunLayout
+from rewardlab.models import Pairs, backend_class, build_reward_model, prepare_pairs
+from rewardlab.noise import inject_flips
+from rewardlab.stages.command import CommandResult
 from rewardlab.stages.tables import write_pairs_table
 from rewardlab.strength import (
     auroc,
@@ -43,7 +54,7 @@ from rewardlab.strength import (
 )
 
 __all__ = ["StrengthOutput", "assign_folds", "ensemble_deltas", "plan_jobs", "run_strength",
-           "strength_columns"]
+           "strength_columns", "strength_command"]
 
 log = logging.getLogger("rewardlab")
 
@@ -98,57 +109,49 @@ def _fingerprint(pairs: Pairs, model: ModelConfig, strength: StrengthConfig) -> 
     """Identifies a strength computation: the exact pairs and every setting that changes Δ."""
     h = hashlib.blake2b(pairs.digest().encode(), digest_size=10)
     settings = {**config_dict(model), "scheme": strength.scheme, "folds": strength.folds}
-    settings.pop("device", None)  # where it runs does not change what it computes
+    # Where it runs and how it batches encoding do not change what it computes.
+    settings.pop("device", None)
     settings.pop("encode_batch_size", None)
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
 def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
-                    work_dir: str | os.PathLike[str] | None = None,
-                    progress: bool = True) -> np.ndarray:
+                    layout: RunLayout | None = None, progress: bool = True) -> np.ndarray:
     """Δ ``[M, N]`` of an M-member ensemble, by the chosen scheme, resuming finished jobs.
 
-    Pairs whose chosen equals rejected carry no preference: they are left out of every loss but
-    still scored (their Δ is 0 for any model).
+    Finished jobs are kept under ``layout``'s partial folder (none without a layout). Pairs whose
+    chosen equals rejected carry no preference: they are left out of every loss but still scored
+    (their Δ is 0 for any model).
     """
     from tqdm.auto import tqdm
 
-    n = len(pairs)
     identical = pairs.identical()
     if identical.any():
         log.info("strength: %d identical pairs (chosen == rejected) left out of training",
                  int(identical.sum()))
-    joint = bool(getattr(build_reward_model(model, progress=False),
-                         "trains_members_jointly", False))
     jobs = plan_jobs(list(pairs.prompt), members=model.members, scheme=strength.scheme,
-                     folds=strength.folds, seed=model.seed, joint=joint)
+                     folds=strength.folds, seed=model.seed,
+                     joint=backend_class(model.backend).trains_members_jointly)
     partial = None
-    if work_dir is not None:
-        partial = Path(work_dir) / ".partial" / _fingerprint(pairs, model, strength)
+    if layout is not None:
+        partial = layout.partial_dir(_fingerprint(pairs, model, strength))
         partial.mkdir(parents=True, exist_ok=True)
-    delta = np.full((model.members, n), np.nan)
-    done = 0
-    for job in jobs:
-        file = None if partial is None else partial / f"job-{job.index:04d}.npy"
-        if file is not None and file.is_file():
-            delta[np.ix_(job.members, job.score)] = np.load(file)
-            done += 1
-    if done:
-        log.info("strength: resuming, %d of %d jobs already finished", done, len(jobs))
-    bar = tqdm(total=len(jobs), initial=done, unit="job", disable=not progress,
+    delta = np.full((model.members, len(pairs)), np.nan)
+    todo = _load_finished(jobs, partial, delta)
+    if len(todo) < len(jobs):
+        log.info("strength: resuming, %d of %d jobs already finished", len(jobs) - len(todo),
+                 len(jobs))
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="job", disable=not progress,
                desc=f"strength ({strength.scheme}, M={model.members})")
-    for job in jobs:
-        file = None if partial is None else partial / f"job-{job.index:04d}.npy"
-        if file is not None and file.is_file():
-            continue
+    data = prepare_pairs(model, pairs, progress=progress) if todo else None
+    for job in todo:
         cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
         rm = build_reward_model(cfg, progress=progress)
-        train = job.train[~identical[job.train]]
-        rm.fit(pairs.subset(train))
-        d = rm.score(pairs.subset(job.score)).numpy().astype(np.float64)
-        if file is not None:
-            with atomic_path(file) as tmp, open(tmp, "wb") as fh:
+        rm.fit(data.subset(job.train[~identical[job.train]]).inputs)
+        d = rm.score(data.subset(job.score).inputs).numpy().astype(np.float64)
+        if partial is not None:
+            with atomic_path(_job_file(partial, job)) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, d)
         delta[np.ix_(job.members, job.score)] = d
         bar.update(1)
@@ -156,6 +159,22 @@ def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfi
     if np.isnan(delta).any():  # every (member, pair) must be scored exactly once
         raise RuntimeError("internal error: some pairs were not scored by every member")
     return delta
+
+
+def _job_file(partial: Path, job: Job) -> Path:
+    return partial / f"job-{job.index:04d}.npy"
+
+
+def _load_finished(jobs: list[Job], partial: Path | None, delta: np.ndarray) -> list[Job]:
+    """Fill ``delta`` from the jobs finished earlier; return the jobs still to run."""
+    todo = []
+    for job in jobs:
+        file = None if partial is None else _job_file(partial, job)
+        if file is not None and file.is_file():
+            delta[np.ix_(job.members, job.score)] = np.load(file, allow_pickle=False)
+        else:
+            todo.append(job)
+    return todo
 
 
 def strength_columns(delta: np.ndarray, strength: StrengthConfig) -> dict[str, Any]:
@@ -221,17 +240,17 @@ class StrengthOutput:
     delta: np.ndarray
 
 
-def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig,
-                 out_dir: str | os.PathLike[str], progress: bool = True,
+def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layout: RunLayout,
+                 progress: bool = True,
                  extra_summary: dict[str, Any] | None = None) -> StrengthOutput:
-    """Measure strength of every pair in ``ds`` and write ``strength.parquet``, ``strength.jsonl``
-    and ``summary.json`` under ``out_dir``. Every input column is kept.
+    """Measure strength of every pair in ``ds`` and write the strength table (Parquet and JSONL)
+    and its summary into ``layout``. Every input column is kept.
     """
-    out = Path(out_dir)
     pairs = Pairs.from_dataset(ds)
-    delta = ensemble_deltas(pairs, model=model, strength=strength, work_dir=out, progress=progress)
+    delta = ensemble_deltas(pairs, model=model, strength=strength, layout=layout,
+                            progress=progress)
     cols = strength_columns(delta, strength)
-    table = write_pairs_table(ds, cols, out / "strength.parquet", out / "strength.jsonl")
+    table = write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
     stats = strength_statistics(delta)
     summary: dict[str, Any] = {
         "n": len(pairs), "members": model.members, "scheme": strength.scheme,
@@ -252,6 +271,26 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig,
         summary["human_agreement"] = agree
     if extra_summary:
         summary.update(extra_summary)
-    write_json(out / "summary.json", summary)
-    return StrengthOutput(out / "strength.parquet", out / "strength.jsonl",
-                          out / "summary.json", summary, delta)
+    write_json(layout.strength_summary, summary)
+    return StrengthOutput(layout.strength_parquet, layout.strength_jsonl,
+                          layout.strength_summary, summary, delta)
+
+
+def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
+                     strength: StrengthConfig, noise: NoiseConfig, output: OutputConfig,
+                     common: CommonConfig) -> CommandResult:
+    """``rewardlab strength``: û and σ̂ of every pair, in ``OUT/strength/``."""
+    from rewardlab.data import read_preferences
+
+    ds, report = read_preferences(data.data, **load.read_kwargs())
+    ds = inject_flips(ds, noise.inject_flips, seed=noise.inject_seed)
+    res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.out),
+                       progress=not common.quiet, extra_summary={"data": report.to_dict()})
+    s = res.summary
+    lines = [f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "
+             f"{s['fraction_negative']:.1%} have mean strength < 0"]
+    if "detection" in s:
+        lines.append(f"injected flips found with AUROC {s['detection']['auroc']:.3f}")
+    outputs = {"strength": res.parquet, "strength (jsonl)": res.jsonl,
+               "summary": res.summary_path}
+    return CommandResult(lines, outputs, res)

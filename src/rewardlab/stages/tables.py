@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,11 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rewardlab.files import write_jsonl, write_table
+from rewardlab.layout import find_strength_file
 
-__all__ = ["STRENGTH_COLUMNS", "join_strength", "read_table", "write_pairs_table"]
-
-STRENGTH_COLUMNS = ("strength_mean", "strength_std", "strength_members", "strength_rank",
-                    "strength_group", "category")
+__all__ = ["join_strength", "read_strength_table", "write_pairs_table"]
 
 
 def _plain_table(ds: Any) -> pa.Table:
@@ -48,18 +45,14 @@ def write_pairs_table(ds: Any, columns: dict[str, Any], parquet: str | os.PathLi
     return table
 
 
-def read_table(path: str | os.PathLike[str]) -> pa.Table:
-    """Read a Parquet table written by a stage, with a clear error when it is missing."""
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "strength.parquet", path / "strength" / "strength.parquet"):
-            if candidate.is_file():
-                path = candidate
-                break
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (expected a strength.parquet from "
-                                f"`rewardlab strength`)")
-    return pq.read_table(path)
+def read_strength_table(path: str | os.PathLike[str]) -> pa.Table:
+    """The strength table named by ``path`` (a file or a run folder), with a clear error when
+    there is none."""
+    found = find_strength_file(path)
+    if found is None:
+        raise FileNotFoundError(f"{path}: no strength table here (expected a strength.parquet "
+                                f"from `rewardlab strength`, or a folder holding one)")
+    return pq.read_table(found)
 
 
 def join_strength(ids: Sequence[str], strength: pa.Table, *,

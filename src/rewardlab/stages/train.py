@@ -3,56 +3,51 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rewardlab.config import DenoiseConfig, ModelConfig, StrengthConfig, config_dict
-from rewardlab.denoise import DenoisePlan, DenoiseResult, denoise, resolve_plan
+from rewardlab.config import (
+    CommonConfig,
+    DenoiseConfig,
+    InputConfig,
+    LoadConfig,
+    ModelConfig,
+    ModelPathConfig,
+    NoiseConfig,
+    OutputConfig,
+    SplitConfig,
+    config_dict,
+)
+from rewardlab.denoise import DenoisePlan, resolve_plan, training_set
 from rewardlab.evaluation import preference_metrics
 from rewardlab.files import write_json
-from rewardlab.models.base import FitResult, Pairs, RewardModel, build_reward_model
-from rewardlab.noise import choose_flips
+from rewardlab.layout import TrainLayout
+from rewardlab.models import (
+    FitResult,
+    Pairs,
+    PreparedPairs,
+    RewardModel,
+    build_reward_model,
+    load_reward_model,
+)
+from rewardlab.stages.command import CommandResult
+from rewardlab.stages.denoising import strength_for_training
+from rewardlab.stages.prepare import prepare_data
 
 __all__ = [
     "TrainOutcome",
+    "evaluate_command",
     "evaluate_model",
-    "flip_labels",
-    "inject_flips",
     "plan_from_config",
     "run_train",
+    "train_command",
     "train_reward_model",
 ]
 
 log = logging.getLogger("rewardlab")
-
-
-def inject_flips(ds: Any, strength: StrengthConfig) -> Any:
-    """Swap chosen and rejected on a known random share of pairs (``--inject-flips``).
-
-    Adds the boolean column ``injected_flip``; returns ``ds`` unchanged when the share is 0.
-    """
-    if strength.inject_flips <= 0:
-        return ds
-    mask = choose_flips(len(ds), strength.inject_flips, seed=strength.inject_seed)
-    log.info("injected %d label flips (seed %d)", int(mask.sum()), strength.inject_seed)
-    return flip_labels(ds, mask)
-
-
-def flip_labels(ds: Any, mask: np.ndarray) -> Any:
-    """Swap chosen and rejected where ``mask`` (``[N]`` bool) and record it in ``injected_flip``."""
-
-    def swap(row: dict[str, Any], i: int) -> dict[str, Any]:
-        if mask[i]:
-            row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
-        row["injected_flip"] = bool(mask[i])
-        return row
-
-    return ds.map(swap, with_indices=True, desc="flipping labels", load_from_cache_file=False)
 
 
 def plan_from_config(cfg: DenoiseConfig) -> DenoisePlan:
@@ -61,12 +56,6 @@ def plan_from_config(cfg: DenoiseConfig) -> DenoisePlan:
     return resolve_plan(cfg.method, flip=cfg.flip, drop=cfg.drop, smooth=cfg.smooth,
                         smooth_where=cfg.smooth_where, margin=margin,
                         margin_scale=cfg.margin_scale)
-
-
-def needs_strength(plan: DenoisePlan) -> bool:
-    """Whether a plan reads û at all (the baseline does not)."""
-    return bool(plan.flip or plan.flip_negative or plan.drop or plan.margin
-                or (plan.smooth and plan.smooth_where == "negative"))
 
 
 @dataclass
@@ -78,39 +67,31 @@ class TrainOutcome:
     denoise: dict[str, int] = field(default_factory=dict)
 
 
-def training_inputs(pairs: Pairs, plan: DenoisePlan, strength_mean: np.ndarray | None,
-                    ) -> tuple[Pairs, torch.Tensor, torch.Tensor, dict[str, int]]:
-    """Kept pairs with their per-pair target and margin, after denoising.
+def train_reward_model(data: Pairs | PreparedPairs, *, model: ModelConfig,
+                       plan: DenoisePlan | None = None, strength_mean: np.ndarray | None = None,
+                       valid: Pairs | PreparedPairs | None = None, eval_every: int = 0,
+                       progress: bool = True) -> TrainOutcome:
+    """Fit a fresh reward model on ``data`` under denoising ``plan`` (baseline when ``None``).
 
     Pairs whose chosen equals rejected carry no preference and are always left out.
     """
-    n = len(pairs)
-    if strength_mean is None:
-        if needs_strength(plan):
-            raise ValueError("this denoising method needs strength: pass --strength "
-                             "(a strength.parquet from `rewardlab strength`)")
-        strength_mean = np.zeros(n)
-    result: DenoiseResult = denoise(strength_mean, plan)
-    identical = pairs.identical()
-    keep = result.keep & ~identical
-    counts = {**result.counts(), "identical_left_out": int(identical.sum()),
-              "trained_on": int(keep.sum())}
-    idx = np.flatnonzero(keep)
-    return (pairs.subset(idx), torch.as_tensor(result.target[idx], dtype=torch.float32),
-            torch.as_tensor(result.margin[idx], dtype=torch.float32), counts)
-
-
-def train_reward_model(pairs: Pairs, *, model: ModelConfig, plan: DenoisePlan | None = None,
-                       strength_mean: np.ndarray | None = None, valid: Pairs | None = None,
-                       eval_every: int = 0, progress: bool = True) -> TrainOutcome:
-    """Fit a fresh reward model on ``pairs`` under denoising ``plan`` (baseline when ``None``)."""
     plan = plan or DenoisePlan()
-    kept, target, margin, counts = training_inputs(pairs, plan, strength_mean)
-    if len(kept) == 0:
+    prepared = data if isinstance(data, PreparedPairs) else PreparedPairs(data, data)
+    if strength_mean is None:
+        if plan.reads_strength:
+            raise ValueError("this denoising method needs strength: pass --strength-file "
+                             "(a strength.parquet from `rewardlab strength`)")
+        strength_mean = np.zeros(len(prepared))
+    chosen = training_set(strength_mean, plan, identical=prepared.pairs.identical())
+    if len(chosen.index) == 0:
         raise ValueError("no training pairs left after denoising")
     rm = build_reward_model(model, progress=progress)
-    fit = rm.fit(kept, target=target, margin=margin, valid=valid, eval_every=eval_every)
-    return TrainOutcome(rm, fit, counts)
+    valid_inputs = valid.inputs if isinstance(valid, PreparedPairs) else valid
+    fit = rm.fit(prepared.subset(chosen.index).inputs,
+                 target=torch.as_tensor(chosen.target, dtype=torch.float32),
+                 margin=torch.as_tensor(chosen.margin, dtype=torch.float32),
+                 valid=valid_inputs, eval_every=eval_every)
+    return TrainOutcome(rm, fit, chosen.counts)
 
 
 def evaluate_model(model: RewardModel, ds: Any) -> dict[str, Any]:
@@ -121,13 +102,12 @@ def evaluate_model(model: RewardModel, ds: Any) -> dict[str, Any]:
 
 
 def run_train(train_ds: Any, valid_ds: Any | None, *, model: ModelConfig, plan: DenoisePlan,
-              strength_mean: np.ndarray | None, out_dir: str | os.PathLike[str],
-              progress: bool = True, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train, evaluate on train and valid, and write ``OUT/model/`` and ``OUT/metrics.json``."""
-    out = Path(out_dir)
+              strength_mean: np.ndarray | None, out: TrainLayout, progress: bool = True,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, evaluate on train and valid, and write the model and its metrics under ``out``."""
     outcome = train_reward_model(Pairs.from_dataset(train_ds), model=model, plan=plan,
                                  strength_mean=strength_mean, progress=progress)
-    outcome.model.save(out / "model")
+    outcome.model.save(out.model_dir)
     metrics: dict[str, Any] = {
         "settings": config_dict(model),
         "denoise": {"plan": config_dict(plan), **outcome.denoise},
@@ -139,5 +119,37 @@ def run_train(train_ds: Any, valid_ds: Any | None, *, model: ModelConfig, plan: 
         metrics["valid"] = evaluate_model(outcome.model, valid_ds)
     if extra:
         metrics.update(extra)
-    write_json(out / "metrics.json", metrics)
+    write_json(out.metrics_json, metrics)
     return metrics
+
+
+def train_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, model: ModelConfig,
+                  noise: NoiseConfig, denoise: DenoiseConfig, output: OutputConfig,
+                  common: CommonConfig) -> CommandResult:
+    """``rewardlab train``: one (denoised) reward model, evaluated on the validation pairs."""
+    prep = prepare_data(data.data, load=load, split=split, seed=model.seed, noise=noise)
+    plan = plan_from_config(denoise)
+    u = strength_for_training(prep, strength_file=denoise.strength_file)
+    out = TrainLayout(output.out_path)
+    metrics = run_train(prep.train, prep.valid, model=model, plan=plan, strength_mean=u, out=out,
+                        progress=not common.quiet, extra={"data": prep.report})
+    lines = []
+    if "valid" in metrics:
+        lines.append(f"validation accuracy {metrics['valid']['accuracy']:.4f} "
+                     f"on {metrics['valid']['n']} pairs")
+    return CommandResult(lines, {"model": out.model_dir, "metrics": out.metrics_json}, metrics)
+
+
+def evaluate_command(*, model_path: ModelPathConfig, data: InputConfig, load: LoadConfig,
+                     output: OutputConfig, common: CommonConfig) -> CommandResult:
+    """``rewardlab evaluate``: a saved model's metrics on any preference data."""
+    from rewardlab.data import read_preferences
+
+    ds, report = read_preferences(data.data, **load.read_kwargs())
+    model = load_reward_model(model_path.model_dir, progress=not common.quiet)
+    metrics = {"valid": evaluate_model(model, ds), "data": report.to_dict(),
+               "model": str(model_path.model_dir)}
+    out = TrainLayout(output.out_path)
+    write_json(out.metrics_json, metrics)
+    line = f"accuracy {metrics['valid']['accuracy']:.4f} on {metrics['valid']['n']} pairs"
+    return CommandResult([line], {"metrics": out.metrics_json}, metrics)
