@@ -100,13 +100,15 @@ COMMANDS: dict[str, Command] = {
         "The paper's data-contribution experiment: a model per 10% strength group.",
         "rewardlab.stages.experiments:groups_command",
         (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
-         Section("denoise", DenoiseConfig, "denoising", only=("strength_file",)),
+         Section("denoise", DenoiseConfig, "denoising",
+                 only=("strength_file", "allow_overlap")),
          Section("experiment", ExperimentConfig, "experiments", only=("seeds",)), OUT, COMMON)),
     "compare": Command(
         "The paper's methods comparison: baseline, flip, smoothing, margin, ...",
         "rewardlab.stages.experiments:compare_command",
         (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
-         Section("denoise", DenoiseConfig, "denoising", only=("strength_file", "margin_scale")),
+         Section("denoise", DenoiseConfig, "denoising",
+                 only=("strength_file", "allow_overlap", "margin_scale")),
          Section("experiment", ExperimentConfig, "experiments"), OUT, COMMON)),
     "run": Command(
         "The main job: strength, groups, compare, final model and report in one folder.",
@@ -124,7 +126,7 @@ COMMANDS: dict[str, Command] = {
         (Section("run_dir", RunDirConfig),
          Section("denoise", DenoiseConfig, "denoising",
                  only=tuple(f.name for f in dataclasses.fields(DenoiseConfig)
-                            if f.name != "strength_file")), OUT, COMMON)),
+                            if f.name not in ("strength_file", "allow_overlap"))), OUT, COMMON)),
     "synthetic": Command(
         "Build a semi-synthetic preference set with known flipped labels.",
         "rewardlab.stages.synthetic:synthetic_command",

@@ -204,17 +204,27 @@ class LoadConfig:
 
 @dataclass
 class SplitConfig:
-    """How training and validation pairs are separated."""
+    """How training, validation and test pairs are separated. Validation picks (the method, the
+    settings); test grades what was picked and nothing is chosen on it."""
 
     valid: str | None = None
     """Validation data file(s); when given, --valid-frac is ignored."""
     valid_frac: float = 0.1
-    """Share of prompts held out for validation (prompt-grouped: a prompt never lands on both
+    """Share of prompts held out for validation (prompt-grouped: a prompt never lands on two
     sides).
+    """
+    test: str | None = None
+    """Test data file(s); when given, --test-frac is ignored."""
+    test_frac: float = 0.1
+    """Share of prompts held out for the final test, which nothing is chosen on (prompt-grouped).
     """
 
     def __post_init__(self) -> None:
         _in_unit(self, "valid_frac")
+        _in_unit(self, "test_frac")
+        held = (0 if self.valid else self.valid_frac) + (0 if self.test else self.test_frac)
+        _check(held < 1, "test_frac", f"--valid-frac and --test-frac leave no training pairs "
+               f"(they sum to {held})")
 
 
 # -- which model --------------------------------------------------------------------------------
@@ -388,11 +398,16 @@ class DenoiseConfig:
 
     method: str | None = None
     """Named preset: baseline, flip, drop, smooth, margin, flip+margin, soft+margin,
-    soft+margin:flipped. Explicit options below override it.
+    soft+margin:flipped; NAME@X sets its main knob (flip@0.1), NAME@auto sizes a flip or drop cut
+    from the estimated noise rate. Explicit options below override the rest.
     """
     strength_file: str | None = None
     """A strength.parquet (from `rewardlab strength`, or its output folder), joined to the training
-    pairs by id.
+    pairs by id and orientation.
+    """
+    allow_overlap: bool = False
+    """Accept a --strength-file that also measured validation or test pairs (their labels then
+    leak into denoising, and held-out accuracy is optimistic).
     """
     flip: float | None = None
     """Flip the labels of the lowest-strength share of pairs (e.g. 0.2)."""

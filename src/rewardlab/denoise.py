@@ -22,6 +22,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from rewardlab.strength import estimate_noise_rate, lowest_count
+
 __all__ = [
     "PRESETS",
     "PRIMARY_KNOB",
@@ -55,6 +57,9 @@ class DenoisePlan:
     """Use the adaptive margin λ·û."""
     margin_scale: float = 1.0
     """λ of the adaptive margin."""
+    auto_cut: bool = False
+    """Flip or drop a share of pairs estimated from û (:func:`rewardlab.strength.
+    estimate_noise_rate`) instead of the fixed ``flip``/``drop`` share (``flip@auto``)."""
 
     def __post_init__(self) -> None:
         for name in ("flip", "drop"):
@@ -66,6 +71,8 @@ class DenoisePlan:
         if self.smooth_where not in get_args(SmoothWhere):
             raise ValueError(f"smooth_where must be one of {get_args(SmoothWhere)}, got "
                              f"{self.smooth_where!r}")
+        if self.auto_cut and not (self.flip or self.drop):
+            raise ValueError("auto_cut sizes a flip or drop cut: set flip or drop too")
 
     @property
     def reads_strength(self) -> bool:
@@ -96,10 +103,15 @@ class DenoiseResult:
     margin: np.ndarray
     keep: np.ndarray
     flipped: np.ndarray
+    estimated_share: float | None = None
+    """With ``auto_cut``: the share of wrong labels estimated from û (what was flipped or
+    dropped)."""
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         """How many pairs each step touched (for logs and summaries)."""
-        return {
+        extra = {} if self.estimated_share is None else {
+            "estimated_noise_rate": self.estimated_share}
+        return {**extra,
             "pairs": int(self.keep.shape[0]),
             "kept": int(self.keep.sum()),
             "dropped": int((~self.keep).sum()),
@@ -133,30 +145,49 @@ def resolve_plan(method: str | None = None, **overrides: Any) -> DenoisePlan:
         raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(valid)}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if at:
-        if name not in PRIMARY_KNOB:
-            raise ValueError(f"{method!r}: the {name} preset has no knob to set with @")
-        try:
-            changes[PRIMARY_KNOB[name]] = float(value)
-        except ValueError:
-            raise ValueError(f"{method!r}: expected a number after @, got {value!r}") from None
+        changes.update(_knob(method, name, value, changes))
     return replace(PRESETS[name], **changes)
 
 
-def _lowest(mean: np.ndarray, frac: float) -> np.ndarray:
-    """Mask of the round(frac·N) lowest-û pairs (ties broken by input order)."""
-    n_take = round(frac * mean.shape[0])
+def _knob(method: str, name: str, value: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """What ``NAME@VALUE`` sets; an error when an explicit option sets the same knob."""
+    knob = PRIMARY_KNOB.get(name)
+    if knob is None:
+        raise ValueError(f"{method!r}: the {name} preset has no knob to set with @")
+    if knob in changes:
+        raise ValueError(f"{method!r} sets {knob} already; drop the explicit --{knob} "
+                         f"{changes[knob]} (or the @ part)")
+    if value == "auto":
+        if knob not in ("flip", "drop"):
+            raise ValueError(f"{method!r}: @auto sizes a flip or drop cut, and {name} has none")
+        return {"auto_cut": True}
+    try:
+        return {knob: float(value)}
+    except ValueError:
+        raise ValueError(f"{method!r}: expected a number or auto after @, got {value!r}") from None
+
+
+def _lowest(mean: np.ndarray, frac: float, eligible: np.ndarray) -> np.ndarray:
+    """Mask of the lowest-û ``frac`` of the eligible pairs (:func:`lowest_count` of them; ties
+    broken by input order). Ineligible pairs are never chosen."""
+    idx = np.flatnonzero(eligible)
     mask = np.zeros(mean.shape[0], dtype=bool)
+    n_take = lowest_count(frac, idx.shape[0])
     if n_take:
-        mask[np.argsort(mean, kind="stable")[:n_take]] = True
+        mask[idx[np.argsort(mean[idx], kind="stable")[:n_take]]] = True
     return mask
 
 
-def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None) -> DenoiseResult:
+def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
+            eligible: np.ndarray | None = None) -> DenoiseResult:
     """Per-pair target, margin and keep-mask for ``plan`` (a :class:`DenoisePlan` or preset name).
 
     Args:
         strength_mean: ``[N]`` mean strength û of each pair, as labelled in the data.
         plan: what to do; ``None`` is the baseline (target 1, margin 0, keep all).
+        eligible: ``[N]`` bool, the pairs a cut may choose and its share counts (default: all).
+            Pairs that carry no preference (chosen == rejected) are left out here, so "the
+            lowest 20%" means the same pairs as strength groups 1-2.
     """
     if plan is None or isinstance(plan, str):
         plan = resolve_plan(plan)
@@ -165,11 +196,14 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None) ->
         raise ValueError(f"strength_mean must be [N], got shape {u.shape}")
     if not np.isfinite(u).all():
         raise ValueError("strength_mean holds NaN or infinite values")
-
-    flipped = _lowest(u, plan.flip)
+    ok = np.ones(u.shape[0], dtype=bool) if eligible is None else np.asarray(eligible, bool)
+    if ok.shape != u.shape:
+        raise ValueError(f"eligible must be [N] = {u.shape}, got {ok.shape}")
+    share = estimate_noise_rate(u[ok]) if plan.auto_cut else None
+    flipped = _lowest(u, share if share is not None and plan.flip else plan.flip, ok)
     if plan.flip_negative:
-        flipped |= u < 0
-    keep = ~_lowest(u, plan.drop)
+        flipped |= (u < 0) & ok
+    keep = ~_lowest(u, share if share is not None and plan.drop else plan.drop, ok)
 
     target = np.where(flipped, 0.0, 1.0)
     if plan.smooth > 0:
@@ -178,7 +212,8 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None) ->
         # label sits on: 1 -> 1 - α, 0 -> α.
         target = np.where(where, np.where(flipped, plan.smooth, 1.0 - plan.smooth), target)
     margin = plan.margin_scale * u if plan.margin else np.zeros_like(u)
-    return DenoiseResult(target=target, margin=margin, keep=keep, flipped=flipped)
+    return DenoiseResult(target=target, margin=margin, keep=keep, flipped=flipped,
+                         estimated_share=share)
 
 
 @dataclass(frozen=True)
@@ -193,7 +228,7 @@ class TrainingSet:
     target: np.ndarray
     margin: np.ndarray
     flipped: np.ndarray
-    counts: dict[str, int]
+    counts: dict[str, Any]
 
 
 def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
@@ -210,8 +245,9 @@ def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
             pair has t = 0); ``"written"`` for the pair as an export writes it, with flipped
             pairs' chosen and rejected swapped: t -> 1 - t and m -> -m, so the loss is the same.
     """
-    result = denoise(strength_mean, plan)
-    keep = result.keep & ~np.asarray(identical, dtype=bool)
+    identical = np.asarray(identical, dtype=bool)
+    result = denoise(strength_mean, plan, eligible=~identical)
+    keep = result.keep & ~identical
     idx = np.flatnonzero(keep)
     target, margin, flipped = result.target[idx], result.margin[idx], result.flipped[idx]
     if orientation == "written":

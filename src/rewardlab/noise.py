@@ -10,12 +10,15 @@ Two structures:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
 
-__all__ = ["NOISE_KINDS", "NoiseKind", "choose_flips", "inject_flips", "swap_labels"]
+__all__ = ["NOISE_KINDS", "NoiseKind", "choose_flips", "flips_by_id", "inject_flips",
+           "swap_labels"]
 
 NoiseKind = Literal["uniform", "near-tie"]
 NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
@@ -68,11 +71,33 @@ def swap_labels(ds: Any, mask: np.ndarray) -> Any:
     return ds.map(swap, with_indices=True, desc="flipping labels", load_from_cache_file=False)
 
 
+def flips_by_id(ids: Sequence[str], fraction: float, *, seed: int) -> np.ndarray:
+    """``[N]`` bool: which pairs a known-noise run flips, decided by each pair's id alone.
+
+    A pair is flipped when a hash of ``(seed, id)``, read as a number in [0, 1), falls below
+    ``fraction``. So its fate never depends on N, on the other pairs or on the split: the
+    strength stage and a later ``train``/``compare`` on a different subset flip the same pairs,
+    and their ids join in the same orientation. The count is about ``fraction · N`` (binomial),
+    not exactly.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    out = np.zeros(len(ids), dtype=bool)
+    for i, pair_id in enumerate(ids):
+        digest = hashlib.blake2b(f"{seed}:{pair_id}".encode("utf-8", "surrogatepass"),
+                                 digest_size=8).digest()
+        out[i] = int.from_bytes(digest, "big") / 2**64 < fraction
+    return out
+
+
 def inject_flips(ds: Any, fraction: float, *, seed: int) -> Any:
     """Swap chosen and rejected on a known random share of the pairs of ``ds``
-    (``--inject-flips``), recorded in ``injected_flip``; ``ds`` unchanged when the share is 0."""
+    (``--inject-flips``), recorded in ``injected_flip``; ``ds`` unchanged when the share is 0.
+
+    Which pairs flip depends only on their ids and ``seed`` (:func:`flips_by_id`).
+    """
     if fraction <= 0:
         return ds
-    mask = choose_flips(len(ds), fraction, seed=seed)
+    mask = flips_by_id(list(ds["id"]), fraction, seed=seed)
     log.info("injected %d label flips (seed %d)", int(mask.sum()), seed)
     return swap_labels(ds, mask)

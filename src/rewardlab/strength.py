@@ -8,17 +8,21 @@ Conventions: ``delta`` is ``M × N`` (members first, pairs second) with
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 __all__ = [
     "CATEGORIES",
     "CATEGORY_METHODS",
+    "N_GROUPS",
     "StrengthStats",
     "auroc",
     "categorize",
+    "estimate_noise_rate",
+    "lowest_count",
     "spearman",
     "strength_groups",
     "strength_ranks",
@@ -27,7 +31,23 @@ __all__ = [
 ]
 
 CATEGORIES = ("incorrect", "ambiguous", "normal")
-CATEGORY_METHODS = ("paper", "threshold")
+CategoryMethod = Literal["paper", "threshold"]
+CATEGORY_METHODS: tuple[str, ...] = get_args(CategoryMethod)
+N_GROUPS = 10
+"""Strength groups are tenths of the pairs by û: group 1 holds the lowest 10%."""
+
+
+def lowest_count(fraction: float, n: int) -> int:
+    """How many pairs "the lowest ``fraction``" of ``n`` pairs holds: ⌊fraction · n⌋.
+
+    The one rounding rule of rewardlab, shared by categories, flip/drop cuts and strength
+    groups, so that "the lowest 20%" is the same pairs everywhere (groups 1-2 are exactly the
+    pairs ``flip@0.2`` flips). Rounding down never touches more pairs than asked; the tiny
+    tolerance keeps ``0.29 · 100`` (28.999999999999996 in floating point) at 29.
+    """
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    return min(n, math.floor(fraction * n + 1e-9))
 
 
 @dataclass(frozen=True)
@@ -68,18 +88,19 @@ def strength_ranks(mean: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def strength_groups(ranks: np.ndarray, *, n_groups: int = 10) -> np.ndarray:
-    """Group of each pair, 1..n_groups, equal-sized by rank; group 1 holds the lowest û.
+def strength_groups(ranks: np.ndarray, *, n_groups: int = N_GROUPS) -> np.ndarray:
+    """Group of each pair, 1..n_groups, by rank; group 1 holds the lowest û.
 
-    With N not divisible by ``n_groups`` group sizes differ by at most one.
+    Groups 1..k together hold exactly :func:`lowest_count` (k / n_groups, N) pairs, so group
+    sizes differ by at most one.
     """
     r = np.asarray(ranks, dtype=np.int64)
     n = r.shape[0]
     if n_groups < 1:
         raise ValueError(f"n_groups must be at least 1, got {n_groups}")
-    if n == 0:
-        return r.copy()
-    return (r * n_groups) // n + 1
+    # Rank r is in group g when the first g - 1 groups hold no more than r pairs.
+    ends = np.array([lowest_count(k / n_groups, n) for k in range(1, n_groups + 1)])
+    return np.searchsorted(ends, r, side="right").astype(np.int64) + 1
 
 
 def categorize(
@@ -99,9 +120,9 @@ def categorize(
     if method == "paper":
         r = strength_ranks(m) if ranks is None else np.asarray(ranks)
         n = m.shape[0]
-        # Rank-based cut points, so exactly round(frac * N) pairs fall in each category.
-        n_bad = round(incorrect_frac * n)
-        n_amb = round((incorrect_frac + ambiguous_frac) * n)
+        # Rank-based cut points, by the rule every "lowest p%" follows.
+        n_bad = lowest_count(incorrect_frac, n)
+        n_amb = lowest_count(incorrect_frac + ambiguous_frac, n)
         out[r < n_amb] = "ambiguous"
         out[r < n_bad] = "incorrect"
     elif method == "threshold":
@@ -181,4 +202,37 @@ def summarize_strength(stats: StrengthStats, groups: np.ndarray,
         "groups": group_rows,
         "spearman_mean_std": spearman(stats.mean, stats.std),
         "category_counts": {c: int((categories == c).sum()) for c in CATEGORIES},
+        # "incorrect" is a rank (the lowest 20%), not a verdict: how many of them the ensemble
+        # still agrees with.
+        "incorrect_with_positive_strength": int(((categories == "incorrect")
+                                                 & (stats.mean > 0)).sum()),
     }
+
+
+def estimate_noise_rate(mean: np.ndarray, *, iterations: int = 200) -> float:
+    """The share of wrong labels implied by cross-fitted û ``[N]`` (what ``flip@auto`` flips).
+
+    A wrong label mirrors its pair's strength: a model that never saw the pair scores it about
+    -û instead of û. So û is modelled as a mirrored two-component mixture,
+    ``(1 - η) N(μ, s²) + η N(-μ, s²)`` with μ ≥ 0, fitted by EM; η is the estimate. Pairs the
+    model finds hard (small |û|) weigh little, so a weak model does not read its own errors as
+    label noise as readily as the share of û < 0 does. Returns 0 for fewer than 10 pairs.
+    """
+    x = np.asarray(mean, dtype=np.float64)
+    if x.shape[0] < 10 or not np.isfinite(x).all():
+        return 0.0
+    eta, mu = 0.1, float(np.abs(x).mean())
+    var = max(float(x.var()), 1e-12)
+    for _ in range(iterations):
+        # Posterior that each pair's label is wrong (the mirrored component).
+        log_ratio = np.clip(-2.0 * mu * x / var, -500, 500)  # log N(x; -μ) - log N(x; μ)
+        odds = eta / (1 - eta) * np.exp(log_ratio)
+        r = odds / (1 + odds)
+        new_eta = float(r.mean())
+        mu = max(float((x * (1 - 2 * r)).mean()), 0.0)
+        var = max(float(((1 - r) * (x - mu) ** 2 + r * (x + mu) ** 2).mean()), 1e-12)
+        if abs(new_eta - eta) < 1e-7:
+            eta = new_eta
+            break
+        eta = min(max(new_eta, 1e-6), 0.5 - 1e-6)
+    return float(min(max(eta, 0.0), 0.5))

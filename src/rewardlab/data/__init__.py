@@ -13,7 +13,7 @@ from rewardlab.data.errors import DataError
 from rewardlab.data.formats import FORMATS
 from rewardlab.data.load import ON_BAD, load_preferences, read_preferences
 from rewardlab.data.load_report import LoadReport
-from rewardlab.data.split import split_train_valid
+from rewardlab.data.split import split_train_valid, split_train_valid_test
 
 __all__ = [
     "FORMATS",
@@ -24,4 +24,5 @@ __all__ = [
     "load_preferences",
     "read_preferences",
     "split_train_valid",
+    "split_train_valid_test",
 ]

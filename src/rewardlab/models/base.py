@@ -22,6 +22,7 @@ import torch
 from rewardlab.config import ModelConfig
 from rewardlab.files import atomic_write_text
 from rewardlab.layout import MODEL_INFO_FILE
+from rewardlab.seeds import member_seed
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -220,11 +221,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def member_seed(seed: int, member: int) -> int:
-    """Seed of ensemble member ``member`` under run seed ``seed`` (distinct, stable)."""
-    return (seed * 1_000_003 + member * 7919 + 17) % (2**31 - 1)
 
 
 def write_model_info(folder: Path, backend: str, config: ModelConfig, **extra: Any) -> None:

@@ -17,12 +17,20 @@ from torch import nn
 __all__ = ["EnsembleHeads", "fit_projection", "pair_features"]
 
 
+EIGEN_FLOOR = 1e-4
+"""Directions whose variance is below this share of the top direction's are not whitened: with
+fewer texts than dimensions most eigenvalues are rounding noise (~1e-16 of the top), and
+scaling them to unit variance blew held-out features up to 1e5."""
+
+
 def fit_projection(vectors: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A whitening PCA: the mean ``[D]`` and a ``[D, k]`` matrix onto the top ``k`` components,
-    each scaled to unit variance (k = min(dim, D)).
+    each scaled to unit variance.
 
-    Fitted on training texts only. Projecting frozen vectors onto fewer, whitened dimensions makes
-    each head much cheaper (the ensemble's cost is in its first layer) and regularises it.
+    k = min(dim, D, the number of components with variance above :data:`EIGEN_FLOOR` times the
+    largest). Fitted on training texts only. Projecting frozen vectors onto fewer, whitened
+    dimensions makes each head much cheaper (the ensemble's cost is in its first layer) and
+    regularises it.
     """
     x = vectors.double()
     mean = x.mean(dim=0)
@@ -30,8 +38,10 @@ def fit_projection(vectors: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch
     # numpy's eigh: torch's multi-threaded one was seen to stall for seconds on a busy 2-core box.
     w, v = np.linalg.eigh(cov.numpy())  # ascending
     eigval, eigvec = torch.from_numpy(w), torch.from_numpy(v)
-    k = min(dim, x.shape[1])
-    top_val, top_vec = eigval.flip(0)[:k], eigvec.flip(1)[:, :k]
+    eigval, eigvec = eigval.flip(0), eigvec.flip(1)  # descending
+    real = int((eigval > EIGEN_FLOOR * max(float(eigval[0]), 1e-300)).sum())
+    k = max(1, min(dim, x.shape[1], real))
+    top_val, top_vec = eigval[:k], eigvec[:, :k]
     # Fix each component's sign (largest loading positive) so the projection is reproducible.
     signs = torch.sign(top_vec.gather(0, top_vec.abs().argmax(0, keepdim=True)))
     matrix = top_vec * signs / top_val.clamp(min=1e-12).sqrt()

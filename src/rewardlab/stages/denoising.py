@@ -20,19 +20,27 @@ __all__ = ["strength_for_training"]
 log = logging.getLogger("rewardlab")
 
 
-def strength_for_training(prep: Any, *, strength_file: str | None,
+def strength_for_training(prep: Any, *, strength_file: str | None, allow_overlap: bool = False,
                           measure: Callable[[], np.ndarray] | None = None) -> np.ndarray | None:
     """û ``[N_train]`` of ``prep.train``'s pairs, in their order.
 
-    From ``strength_file`` when given (joined by id; strength measured on validation pairs is
-    reported, since it lets validation labels leak into denoising); otherwise from ``measure()``
-    (which must use the training pairs only), or ``None`` when there is nothing to measure with.
+    From ``strength_file`` when given: joined by id and orientation, and refused when the file
+    also holds validation or test pairs (strength measured on them lets held-out labels leak
+    into denoising) unless ``allow_overlap``. Otherwise from ``measure()`` (which must use the
+    training pairs only), or ``None`` when there is nothing to measure with.
     """
-    if strength_file:
-        table = read_strength_table(strength_file)
-        leaked = set(prep.valid["id"]) & set(table.column("id").to_pylist())
-        if leaked:
-            log.warning("warning: %d validation pairs are in %s: strength measured on them "
-                        "lets validation labels leak into denoising", len(leaked), strength_file)
-        return join_strength(list(prep.train["id"]), table, source=strength_file)
-    return measure() if measure is not None else None
+    if not strength_file:
+        return measure() if measure is not None else None
+    table = read_strength_table(strength_file)
+    in_table = set(table.column("id").to_pylist())
+    leaked = sum(len(in_table.intersection(part["id"])) for part in prep.held_out)
+    if leaked and not allow_overlap:
+        raise ValueError(
+            f"{strength_file}: {leaked} validation/test pairs were measured in this strength "
+            f"file, so their labels would leak into denoising and make held-out accuracy "
+            f"optimistic. Measure strength on the training split (`groups`/`compare`/`run` do "
+            f"this themselves), or pass --allow-overlap to accept the leak")
+    if leaked:
+        log.warning("warning: %d validation/test pairs are in %s (--allow-overlap): held-out "
+                    "accuracy is optimistic", leaked, strength_file)
+    return join_strength(prep.train, table, source=strength_file)

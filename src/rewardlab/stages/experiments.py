@@ -34,12 +34,13 @@ from rewardlab.evaluation import preference_metrics
 from rewardlab.files import write_json
 from rewardlab.layout import RunLayout
 from rewardlab.models import Pairs, PreparedPairs, prepare_pairs
+from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
 from rewardlab.stages.denoising import strength_for_training
-from rewardlab.stages.prepare import prepare_data
+from rewardlab.stages.prepare import Prepared, prepare_data, require_validation
 from rewardlab.stages.strength import run_strength
 from rewardlab.stages.train import train_reward_model
-from rewardlab.strength import strength_groups, strength_ranks
+from rewardlab.strength import N_GROUPS, strength_groups, strength_ranks
 
 __all__ = ["compare_command", "groups_command", "run_compare", "run_groups"]
 
@@ -50,49 +51,81 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _seed_configs(model: ModelConfig, seeds: int) -> list[ModelConfig]:
-    """One single-member config per seed: experiments measure single reward models."""
-    return [dataclasses.replace(model, members=1, seed=model.seed + k) for k in range(seeds)]
+    """One single-member config per seed: experiments measure single reward models. Seed k is
+    its own stream, apart from the strength ensemble's (which uses the same --seed)."""
+    return [dataclasses.replace(model, members=1, seed=derive_seed(model.seed, "experiment", k))
+            for k in range(seeds)]
 
 
-def run_groups(train: PreparedPairs, valid: PreparedPairs, strength_mean: np.ndarray, *,
-               model: ModelConfig, seeds: int = 3, out: RunLayout | None = None,
-               progress: bool = True) -> list[dict[str, Any]]:
-    """Validation accuracy of models trained on each 10% strength group of ``train``.
+def _held_out_accuracy(model: Any, held_out: dict[str, PreparedPairs]) -> dict[str, float]:
+    """Accuracy of ``model``'s mean Δ on each non-empty held-out split."""
+    return {name: preference_metrics(model.score(part.inputs))["accuracy"]
+            for name, part in held_out.items() if len(part)}
+
+
+def _group_index(train: PreparedPairs, strength_mean: np.ndarray) -> tuple[np.ndarray, int]:
+    """Strength group (1..10, 0 for none) of each training pair, and how many identical pairs
+    (chosen == rejected) were left out before ranking: they carry no preference, all have
+    û = 0, and would otherwise pile into one group."""
+    ok = ~train.pairs.identical()
+    if ok.sum() < N_GROUPS:
+        raise ValueError(f"groups needs at least {N_GROUPS} training pairs that carry a "
+                         f"preference (one per strength group); this split has {int(ok.sum())}"
+                         f" ({int((~ok).sum())} identical pairs left out). Use more data or "
+                         f"smaller --valid-frac/--test-frac")
+    groups = np.zeros(len(train), dtype=np.int64)
+    groups[ok] = strength_groups(strength_ranks(strength_mean[ok]))
+    return groups, int((~ok).sum())
+
+
+def run_groups(train: PreparedPairs, held_out: dict[str, PreparedPairs],
+               strength_mean: np.ndarray, *, model: ModelConfig, seeds: int = 3,
+               out: RunLayout | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Held-out accuracy of models trained on each 10% strength group of ``train``.
 
     Args:
         train: training pairs; ``strength_mean`` ``[N]`` is their û (from training data only).
-        valid: validation pairs.
+        held_out: ``{"valid": ..., "test": ...}`` pairs to evaluate on (empty ones skipped).
 
     Returns (and writes to ``out``'s groups.json) 10 records with ``group``, ``n_train``,
-    ``mean_strength``, ``valid_accuracy_mean``, ``valid_accuracy_std``, ``train_loss`` and the
-    per-seed ``valid_accuracy``.
+    ``identical_left_out``, ``mean_strength``, ``{split}_accuracy_mean``/``_std`` and the
+    per-seed ``{split}_accuracy``, and ``train_loss``.
     """
     from tqdm.auto import tqdm
 
-    groups = strength_groups(strength_ranks(strength_mean))
+    groups, identical = _group_index(train, strength_mean)
     configs = _seed_configs(model, seeds)
     records = []
-    bar = tqdm(total=10 * seeds, desc="groups", unit="model", disable=not progress)
-    for g in range(1, 11):
+    bar = tqdm(total=N_GROUPS * seeds, desc="groups", unit="model", disable=not progress)
+    for g in range(1, N_GROUPS + 1):
         idx = np.flatnonzero(groups == g)
-        subset = train.subset(idx)
-        accs, losses = [], []
+        accs: dict[str, list[float]] = defaultdict(list)
+        losses = []
         for cfg in configs:
-            outcome = train_reward_model(subset, model=cfg, progress=False)
-            accs.append(preference_metrics(outcome.model.score(valid.inputs))["accuracy"])
+            outcome = train_reward_model(train.subset(idx), model=cfg, progress=False)
+            for name, acc in _held_out_accuracy(outcome.model, held_out).items():
+                accs[name].append(acc)
             losses.append(outcome.fit.train_loss)
             bar.update(1)
-        acc_mean, acc_std = _mean_std(accs)
         records.append({
-            "group": g, "n_train": len(idx),
-            "mean_strength": float(strength_mean[idx].mean()) if len(idx) else float("nan"),
-            "valid_accuracy_mean": acc_mean, "valid_accuracy_std": acc_std,
-            "train_loss": _mean_std(losses)[0], "valid_accuracy": accs,
+            "group": g, "n_train": len(idx), "identical_left_out": identical,
+            "mean_strength": float(strength_mean[idx].mean()),
+            **_accuracy_fields(accs), "train_loss": _mean_std(losses)[0],
         })
     bar.close()
     if out is not None:
         write_json(out.groups_json, records)
     return records
+
+
+def _accuracy_fields(accs: dict[str, list[float]]) -> dict[str, Any]:
+    """``{split}_accuracy_mean``, ``_std`` and the per-seed list, for each split."""
+    out: dict[str, Any] = {}
+    for name, values in accs.items():
+        mean, std = _mean_std(values)
+        out.update({f"{name}_accuracy_mean": mean, f"{name}_accuracy_std": std,
+                    f"{name}_accuracy": values})
+    return out
 
 
 def _aggregate_curves(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
@@ -108,15 +141,17 @@ def _aggregate_curves(curves: list[list[dict[str, float]]]) -> list[dict[str, fl
     return out
 
 
-def run_compare(train: PreparedPairs, valid: PreparedPairs, strength_mean: np.ndarray, *,
-                model: ModelConfig, methods: list[str], seeds: int = 3, eval_every: int = 0,
-                margin_scale: float | None = None, out: RunLayout | None = None,
-                progress: bool = True) -> list[dict[str, Any]]:
-    """Train with each denoising method (a preset name) and compare on ``valid``.
+def run_compare(train: PreparedPairs, held_out: dict[str, PreparedPairs],
+                strength_mean: np.ndarray, *, model: ModelConfig, methods: list[str],
+                seeds: int = 3, eval_every: int = 0, margin_scale: float | None = None,
+                out: RunLayout | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Train with each denoising method (a preset name); compare on validation and test.
 
-    Returns (and writes to ``out``'s compare.json) one record per method: ``method``,
-    ``valid_accuracy_mean``, ``valid_accuracy_std``, ``valid_loss``, ``ece``, ``n_train``,
-    ``denoise`` (counts), per-seed ``valid_accuracy`` and ``curve`` (accuracy over steps).
+    Validation (``held_out["valid"]``) is what a method is picked on, and carries the accuracy
+    curve; test (``held_out["test"]``, may be empty) grades the pick. Returns (and writes to
+    ``out``'s compare.json) one record per method: ``method``, ``valid_accuracy_mean``/``_std``,
+    ``test_accuracy_mean``/``_std`` (with a test split), ``valid_loss``, ``ece``, ``n_train``,
+    ``denoise`` (counts), the per-seed accuracies and ``curve`` (accuracy over steps).
     """
     from tqdm.auto import tqdm
 
@@ -125,24 +160,19 @@ def run_compare(train: PreparedPairs, valid: PreparedPairs, strength_mean: np.nd
     records = []
     bar = tqdm(total=len(plans) * seeds, desc="compare", unit="model", disable=not progress)
     for method, plan in plans.items():
-        accs, losses, eces, curves = [], [], [], []
-        counts: dict[str, int] = {}
-        for cfg in configs:
-            outcome = train_reward_model(train, model=cfg, plan=plan, strength_mean=strength_mean,
-                                         valid=valid, eval_every=eval_every, progress=False)
-            metrics = preference_metrics(outcome.model.score(valid.inputs))
-            accs.append(metrics["accuracy"])
-            losses.append(metrics["bt_loss"])
-            eces.append(metrics["ece"])
-            curves.append(outcome.fit.curve)
-            counts = outcome.denoise
-            bar.update(1)
-        acc_mean, acc_std = _mean_std(accs)
+        runs = [_compare_one(train, held_out, strength_mean, cfg, plan, eval_every, bar)
+                for cfg in configs]
+        accs: dict[str, list[float]] = defaultdict(list)
+        for run in runs:
+            for name, acc in run["accuracy"].items():
+                accs[name].append(acc)
+        counts = runs[-1]["denoise"]
         records.append({
-            "method": method, "valid_accuracy_mean": acc_mean, "valid_accuracy_std": acc_std,
-            "valid_loss": _mean_std(losses)[0], "ece": _mean_std(eces)[0],
+            "method": method, **_accuracy_fields(accs),
+            "valid_loss": _mean_std([r["valid_loss"] for r in runs])[0],
+            "ece": _mean_std([r["ece"] for r in runs])[0],
             "n_train": counts.get("trained_on", len(train)), "seeds": seeds,
-            "denoise": counts, "valid_accuracy": accs, "curve": _aggregate_curves(curves),
+            "denoise": counts, "curve": _aggregate_curves([r["curve"] for r in runs]),
         })
     bar.close()
     if out is not None:
@@ -150,12 +180,26 @@ def run_compare(train: PreparedPairs, valid: PreparedPairs, strength_mean: np.nd
     return records
 
 
+def _compare_one(train: PreparedPairs, held_out: dict[str, PreparedPairs],
+                 strength_mean: np.ndarray, cfg: ModelConfig, plan: Any, eval_every: int,
+                 bar: Any) -> dict[str, Any]:
+    """One method, one seed: train, then measure on every held-out split."""
+    outcome = train_reward_model(train, model=cfg, plan=plan, strength_mean=strength_mean,
+                                 valid=held_out["valid"], eval_every=eval_every, progress=False)
+    valid = preference_metrics(outcome.model.score(held_out["valid"].inputs))
+    bar.update(1)
+    return {"accuracy": _held_out_accuracy(outcome.model, held_out),
+            "valid_loss": valid["bt_loss"], "ece": valid["ece"], "curve": outcome.fit.curve,
+            "denoise": outcome.denoise}
+
+
 @dataclass
 class ExperimentInputs:
-    """What both experiments start from: prepared train and valid pairs and the train pairs' û."""
+    """What both experiments start from: prepared training pairs with their û, and the
+    held-out splits (``valid`` picks, ``test`` grades)."""
 
     train: PreparedPairs
-    valid: PreparedPairs
+    held_out: dict[str, PreparedPairs]
     strength_mean: np.ndarray
     model: ModelConfig
     """The single-member model each experiment trains per seed."""
@@ -167,27 +211,41 @@ def experiment_inputs(*, data: InputConfig, load: LoadConfig, split: SplitConfig
                       denoise: DenoiseConfig, output: OutputConfig,
                       common: CommonConfig) -> ExperimentInputs:
     """Load and split; take û from ``--strength-file`` or measure it on the training split with
-    an ensemble of ``--members`` (no validation pair ever reaches denoising)."""
+    an ensemble of ``--members`` (no held-out pair ever reaches denoising)."""
     prep = prepare_data(data.data, load=load, split=split, seed=model.seed, noise=noise)
+    require_validation(prep, split)
     layout = RunLayout.of(output.out)
 
     def measure() -> np.ndarray:
         return run_strength(prep.train, model=model, strength=strength, layout=layout,
                             progress=not common.quiet).delta.mean(axis=0)
 
-    u = strength_for_training(prep, strength_file=denoise.strength_file, measure=measure)
-    single = dataclasses.replace(model, members=1)
+    u = strength_for_training(prep, strength_file=denoise.strength_file,
+                              allow_overlap=denoise.allow_overlap, measure=measure)
     assert u is not None
-    return ExperimentInputs(
-        train=prepare_pairs(single, Pairs.from_dataset(prep.train), progress=not common.quiet),
-        valid=prepare_pairs(single, Pairs.from_dataset(prep.valid), progress=not common.quiet),
-        strength_mean=u, model=single, layout=layout)
+    return ExperimentInputs(train=prepared_split(model, prep.train, common),
+                            held_out=held_out_splits(model, prep, common),
+                            strength_mean=u, model=dataclasses.replace(model, members=1),
+                            layout=layout)
+
+
+def prepared_split(model: ModelConfig, ds: Any, common: CommonConfig) -> PreparedPairs:
+    """One split's pairs with the inputs the experiments' single-member models read."""
+    single = dataclasses.replace(model, members=1)
+    return prepare_pairs(single, Pairs.from_dataset(ds), progress=not common.quiet)
+
+
+def held_out_splits(model: ModelConfig, prep: Prepared,
+                    common: CommonConfig) -> dict[str, PreparedPairs]:
+    """``{"valid": ..., "test": ...}`` prepared for evaluation (test may be empty)."""
+    return {"valid": prepared_split(model, prep.valid, common),
+            "test": prepared_split(model, prep.test, common)}
 
 
 def groups_command(*, experiment: ExperimentConfig, **configs: Any) -> CommandResult:
     """``rewardlab groups``: a model per 10% strength group, in ``OUT/groups/``."""
     inputs = experiment_inputs(**configs)
-    rows = run_groups(inputs.train, inputs.valid, inputs.strength_mean, model=inputs.model,
+    rows = run_groups(inputs.train, inputs.held_out, inputs.strength_mean, model=inputs.model,
                       seeds=experiment.seeds, out=inputs.layout,
                       progress=not configs["common"].quiet)
     lines = [f"group {r['group']:>2}  n={r['n_train']:<6} û={r['mean_strength']:+.3f}  "
@@ -200,12 +258,13 @@ def compare_command(*, experiment: ExperimentConfig, **configs: Any) -> CommandR
     """``rewardlab compare``: every denoising method against the baseline, in
     ``OUT/compare/``."""
     inputs = experiment_inputs(**configs)
-    rows = run_compare(inputs.train, inputs.valid, inputs.strength_mean, model=inputs.model,
+    rows = run_compare(inputs.train, inputs.held_out, inputs.strength_mean, model=inputs.model,
                        methods=experiment.method_list, seeds=experiment.seeds,
                        eval_every=experiment.eval_every,
                        margin_scale=configs["denoise"].margin_scale, out=inputs.layout,
                        progress=not configs["common"].quiet)
     lines = [f"{r['method']:<22} valid acc {r['valid_accuracy_mean']:.4f} ± "
-             f"{r['valid_accuracy_std']:.4f}  loss {r['valid_loss']:.4f}  ece {r['ece']:.4f}"
-             for r in rows]
+             f"{r['valid_accuracy_std']:.4f}"
+             + (f"  test acc {r['test_accuracy_mean']:.4f}" if "test_accuracy_mean" in r else "")
+             + f"  loss {r['valid_loss']:.4f}  ece {r['ece']:.4f}" for r in rows]
     return CommandResult(lines, {"compare": inputs.layout.compare_json}, rows)

@@ -35,10 +35,16 @@ from rewardlab.config import (
 from rewardlab.denoise import resolve_plan
 from rewardlab.files import read_json, write_json
 from rewardlab.layout import RunLayout, best_method
-from rewardlab.models import Pairs, prepare_pairs
+from rewardlab.models import Pairs
+from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
-from rewardlab.stages.experiments import run_compare, run_groups
-from rewardlab.stages.prepare import Prepared, prepare_data
+from rewardlab.stages.experiments import (
+    held_out_splits,
+    prepared_split,
+    run_compare,
+    run_groups,
+)
+from rewardlab.stages.prepare import Prepared, prepare_data, require_validation
 from rewardlab.stages.strength import run_strength
 from rewardlab.stages.train import run_train
 
@@ -109,14 +115,12 @@ def run_all(paths: Sequence[str], *, out: RunLayout, settings: RunSettings,
     out.root.mkdir(parents=True, exist_ok=True)
     ledger = StageLedger(out.stages_json)
     prep = prepare_data(paths, load=s.load, split=s.split, seed=s.model.seed, noise=s.noise)
-    if len(prep.valid) == 0:
-        raise ValueError("--valid-frac 0 leaves no validation pairs; the main job needs them")
-    train_pairs, valid_pairs = Pairs.from_dataset(prep.train), Pairs.from_dataset(prep.valid)
+    require_validation(prep, s.split)
     # Texts and labels in order, plus ids (the strength file is joined by id).
-    data_fp = _digest([train_pairs.digest(), valid_pairs.digest(),
-                       list(prep.train["id"]), list(prep.valid["id"])])
+    data_fp = _digest([[Pairs.from_dataset(d).digest(), list(d["id"])]
+                       for d in (prep.train, prep.valid, prep.test)])
 
-    # Strength on the training split only: no validation pair may leak into denoising.
+    # Strength on the training split only: no held-out pair may leak into denoising.
     s_fp = _digest([data_fp, config_dict(s.model), config_dict(s.strength)])
     ledger.run("strength", s_fp, [out.strength_parquet, out.strength_summary],
                lambda: run_strength(prep.train, model=s.model, strength=s.strength, layout=out,
@@ -150,38 +154,39 @@ def _experiments(ledger: StageLedger, out: RunLayout, s: RunSettings, prep: Prep
                  u: np.ndarray, s_fp: str, progress: bool) -> dict[str, Any]:
     """groups, compare and the final model; returns the best method's record."""
     exp_model = dataclasses.replace(s.model, members=1)
+    common = CommonConfig(quiet=not progress)
     data: dict[str, Any] = {}
 
     def prepared() -> dict[str, Any]:  # encode only when a stage has to run
         if not data:
-            data.update(train=prepare_pairs(exp_model, Pairs.from_dataset(prep.train),
-                                            progress=progress),
-                        valid=prepare_pairs(exp_model, Pairs.from_dataset(prep.valid),
-                                            progress=progress))
+            data.update(train=prepared_split(exp_model, prep.train, common),
+                        held_out=held_out_splits(exp_model, prep, common))
         return data
 
     g_fp = _digest([s_fp, config_dict(exp_model), s.experiment.seeds])
     ledger.run("groups", g_fp, [out.groups_json], lambda: run_groups(
-        prepared()["train"], prepared()["valid"], u, model=exp_model, seeds=s.experiment.seeds,
-        out=out, progress=progress))
+        prepared()["train"], prepared()["held_out"], u, model=exp_model,
+        seeds=s.experiment.seeds, out=out, progress=progress))
     c_fp = _digest([s_fp, config_dict(exp_model), config_dict(s.experiment)])
     ledger.run("compare", c_fp, [out.compare_json], lambda: run_compare(
-        prepared()["train"], prepared()["valid"], u, model=exp_model,
+        prepared()["train"], prepared()["held_out"], u, model=exp_model,
         methods=s.experiment.method_list, seeds=s.experiment.seeds,
         eval_every=s.experiment.eval_every, out=out, progress=progress))
     best = best_method(read_json(out.compare_json))
     assert best is not None, "compare.json holds no method"
+    final_model = dataclasses.replace(exp_model, seed=derive_seed(s.model.seed, "final"))
     f_fp = _digest([c_fp, best["method"]])
     ledger.run("final", f_fp, [out.final.metrics_json], lambda: run_train(
-        prep.train, prep.valid, model=exp_model, plan=resolve_plan(best["method"]),
-        strength_mean=u, out=out.final, progress=progress, extra={"method": best["method"]}))
+        prep.train, {"valid": prep.valid, "test": prep.test}, model=final_model,
+        plan=resolve_plan(best["method"]), strength_mean=u, out=out.final, progress=progress,
+        extra={"method": best["method"]}))
     return best
 
 
 def _data_section(prep: Prepared) -> dict[str, Any]:
     rep = prep.report["train_data"]
     by_source: dict[str, int] = {}
-    for ds in (prep.train, prep.valid):
+    for ds in (prep.train, prep.valid, prep.test):
         if "source" in ds.column_names:
             for s in ds["source"]:
                 by_source[s] = by_source.get(s, 0) + 1
@@ -200,6 +205,9 @@ def run_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mode
                   progress=not common.quiet, report=not run.no_report)
     b = res.best_method
     gain = b.get("gain_over_baseline")
-    line = (f"best method: {b['method']} (valid accuracy {b['valid_accuracy_mean']:.4f}"
-            + (f", {gain:+.4f} over baseline)" if gain is not None else ")"))
+    line = (f"best method on validation: {b['method']} (valid accuracy "
+            f"{b['valid_accuracy_mean']:.4f}"
+            + (f"; on test, {gain:+.4f} over baseline" if gain is not None else "")
+            + (" (no test split: gain measured on validation)" if b["gain_split"] == "valid"
+               else "") + ")")
     return CommandResult([line], res.outputs, res)

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,13 @@ from rewardlab.files import atomic_path, write_json
 from rewardlab.layout import RunLayout
 from rewardlab.models import Pairs, backend_class, build_reward_model, prepare_pairs
 from rewardlab.noise import inject_flips
+from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
 from rewardlab.stages.tables import write_pairs_table
 from rewardlab.strength import (
     auroc,
     categorize,
+    estimate_noise_rate,
     strength_groups,
     strength_ranks,
     strength_statistics,
@@ -62,13 +65,25 @@ log = logging.getLogger("rewardlab")
 def assign_folds(keys: list[str], folds: int, *, seed: int) -> np.ndarray:
     """Fold 0..K-1 of each pair, grouped by ``keys`` (prompts): equal keys share a fold.
 
-    Distinct keys are shuffled with ``seed`` and dealt round-robin, so folds differ in size by at
-    most one group.
+    Folds are balanced by pair count: groups go, largest first (ties in a seeded random order),
+    to the fold holding the fewest pairs so far. Every fold gets at least one group, so every
+    fold is scored by models that trained on the others. Raises ``ValueError`` when there are
+    fewer distinct keys than folds.
     """
-    unique = sorted(set(keys))
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(unique))
-    fold_of = {unique[j]: i % folds for i, j in enumerate(order)}
+    counts = Counter(keys)
+    unique = sorted(counts)
+    if len(unique) < folds:
+        raise ValueError(f"--folds {folds}: cross-fitting needs at least as many distinct prompts "
+                         f"as folds, and the data has {len(unique)}; use --folds "
+                         f"{max(len(unique), 2)} or fewer, or --scheme insample")
+    shuffled = np.random.default_rng(seed).permutation(len(unique))
+    order = sorted(shuffled.tolist(), key=lambda j: -counts[unique[j]])  # stable: ties shuffled
+    loads = np.zeros(folds, dtype=np.int64)
+    fold_of = {}
+    for j in order:
+        k = int(np.argmin(loads))  # the first of the least-loaded folds
+        fold_of[unique[j]] = k
+        loads[k] += counts[unique[j]]
     return np.array([fold_of[k] for k in keys], dtype=np.int64)
 
 
@@ -91,7 +106,7 @@ def plan_jobs(prompts: list[str], *, members: int, scheme: str, folds: int, seed
     if scheme == "insample":
         parts = [(everything, everything)]
     elif scheme == "crossfit":
-        fold = assign_folds(prompts, folds, seed=seed)
+        fold = assign_folds(prompts, folds, seed=derive_seed(seed, "folds"))
         parts = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
     else:
         raise ValueError(f"unknown scheme {scheme!r}; choose insample or crossfit")
@@ -99,16 +114,21 @@ def plan_jobs(prompts: list[str], *, members: int, scheme: str, folds: int, seed
     jobs = []
     for p, (train, score) in enumerate(parts):
         for g in groups:
-            # Seeds differ per fold (and per member for one-at-a-time backends), and are stable.
-            job_seed = seed + 100_003 * p + 1_009 * g[0] * (not joint)
+            # Its own stream per fold (and per member for one-at-a-time backends), apart from
+            # every other use of --seed: member 0 is never the experiments' baseline model.
+            job_seed = derive_seed(seed, "strength", scheme, p, "all" if joint else g[0])
             jobs.append(Job(len(jobs), g, train, score, job_seed))
     return jobs
 
 
 def _fingerprint(pairs: Pairs, model: ModelConfig, strength: StrengthConfig) -> str:
     """Identifies a strength computation: the exact pairs and every setting that changes Δ."""
+    from rewardlab import __version__
+
     h = hashlib.blake2b(pairs.digest().encode(), digest_size=10)
-    settings = {**config_dict(model), "scheme": strength.scheme, "folds": strength.folds}
+    # The version too: a new release may compute Δ differently, and must not reuse old jobs.
+    settings = {**config_dict(model), "scheme": strength.scheme, "folds": strength.folds,
+                "version": __version__}
     # Where it runs and how it batches encoding do not change what it computes.
     settings.pop("device", None)
     settings.pop("encode_batch_size", None)
@@ -177,19 +197,34 @@ def _load_finished(jobs: list[Job], partial: Path | None, delta: np.ndarray) -> 
     return todo
 
 
-def strength_columns(delta: np.ndarray, strength: StrengthConfig) -> dict[str, Any]:
-    """The per-pair columns of ``strength.parquet`` from Δ ``[M, N]``."""
+def strength_columns(delta: np.ndarray, strength: StrengthConfig,
+                     identical: np.ndarray) -> dict[str, Any]:
+    """The per-pair columns of ``strength.parquet`` from Δ ``[M, N]``.
+
+    Pairs with chosen == rejected (``identical``, ``[N]`` bool) carry no preference: they are
+    left out before ranking, so they never pile into one strength group, and their rank, group
+    and category are null.
+    """
     stats = strength_statistics(delta)
-    ranks = strength_ranks(stats.mean)
+    ok = ~np.asarray(identical, dtype=bool)
+    ranks = strength_ranks(stats.mean[ok])
+    cats = categorize(stats.mean[ok], method=strength.categories, ranks=ranks, tau=strength.tau)
     return {
         "strength_mean": stats.mean,
         "strength_std": stats.std,
         "strength_members": stats.members.T,
-        "strength_rank": ranks,
-        "strength_group": strength_groups(ranks),
-        "category": categorize(stats.mean, method=strength.categories, ranks=ranks,
-                               tau=strength.tau),
+        "strength_rank": _scatter(ranks, ok),
+        "strength_group": _scatter(strength_groups(ranks), ok),
+        "category": _scatter(cats, ok),
     }
+
+
+def _scatter(values: np.ndarray, where: np.ndarray) -> list[Any]:
+    """``values`` placed at the true positions of ``where``, ``None`` elsewhere."""
+    out: list[Any] = [None] * where.shape[0]
+    for i, v in zip(np.flatnonzero(where), values.tolist(), strict=True):
+        out[i] = v
+    return out
 
 
 def detection_summary(mean: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
@@ -249,24 +284,30 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
     pairs = Pairs.from_dataset(ds)
     delta = ensemble_deltas(pairs, model=model, strength=strength, layout=layout,
                             progress=progress)
-    cols = strength_columns(delta, strength)
+    identical = pairs.identical()
+    cols = strength_columns(delta, strength, identical)
     table = write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
-    stats = strength_statistics(delta)
+    ok = ~identical
+    stats = strength_statistics(delta[:, ok])
     summary: dict[str, Any] = {
         "n": len(pairs), "members": model.members, "scheme": strength.scheme,
         "folds": strength.folds if strength.scheme == "crossfit" else None,
         "backend": model.backend, "model": model.model, "seed": model.seed,
         "categories": strength.categories,
-        "identical_pairs_left_out": int(pairs.identical().sum()),
-        **summarize_strength(stats, cols["strength_group"], cols["category"]),
+        "identical_pairs_left_out": int(identical.sum()),
+        **summarize_strength(stats, np.asarray(cols["strength_group"], dtype=object)[ok],
+                             np.asarray(cols["category"], dtype=object)[ok]),
+        # What flip@auto would flip; meaningful for cross-fitted strength, where a model never
+        # scores a pair it trained on.
+        "estimated_noise_rate": estimate_noise_rate(stats.mean),
     }
     names = table.column_names
     if "injected_flip" in names:
         summary["detection"] = detection_summary(
-            stats.mean, np.asarray(table.column("injected_flip").to_pylist(), dtype=bool))
-    agree = agreement_summary(stats.mean, {c: table.column(c).to_pylist() for c in
-                                           ("votes_for_chosen", "votes_against", "ties")
-                                           if c in names})
+            stats.mean, np.asarray(table.column("injected_flip").to_pylist(), dtype=bool)[ok])
+    agree = agreement_summary(stats.mean, {
+        c: np.asarray(table.column(c).to_pylist(), dtype=object)[ok].tolist()
+        for c in ("votes_for_chosen", "votes_against", "ties") if c in names})
     if agree is not None:
         summary["human_agreement"] = agree
     if extra_summary:

@@ -5,7 +5,6 @@ and joined by ``id``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -55,15 +54,48 @@ def read_strength_table(path: str | os.PathLike[str]) -> pa.Table:
     return pq.read_table(found)
 
 
-def join_strength(ids: Sequence[str], strength: pa.Table, *,
+def join_strength(pairs: Any, strength: pa.Table, *,
                   source: str = "strength file") -> np.ndarray:
-    """û for each id in ``ids``, from a strength table; an error lists ids the table lacks."""
-    table_ids = strength.column("id").to_pylist()
-    values = strength.column("strength_mean").to_numpy()
-    lookup = dict(zip(table_ids, values))
-    missing = [i for i in ids if i not in lookup]
+    """û ``[N]`` for each pair of ``pairs`` (a dataset with ``id``, ``chosen``, ``rejected``),
+    from a strength table, joined by id.
+
+    Ids hash a pair's original orientation, so an id alone does not say which side the table
+    called chosen: a table measured with other injected flips would join to the opposite label.
+    Every joined pair must have the same chosen and rejected text in both; an error counts the
+    pairs missing from the table, the pairs stored the other way round, and those whose texts
+    differ.
+    """
+    lookup = {row_id: k for k, row_id in enumerate(strength.column("id").to_pylist())}
+    t_chosen = strength.column("chosen").to_pylist()
+    t_rejected = strength.column("rejected").to_pylist()
+    missing, swapped, other, rows = [], [], [], []
+    for pair_id, c, r in zip(pairs["id"], pairs["chosen"], pairs["rejected"], strict=True):
+        k = lookup.get(pair_id)
+        if k is None:
+            missing.append(pair_id)
+        elif (t_chosen[k], t_rejected[k]) == (c, r):
+            rows.append(k)
+        elif (t_chosen[k], t_rejected[k]) == (r, c):
+            swapped.append(pair_id)
+        else:
+            other.append(pair_id)
+    if missing or swapped or other:
+        raise ValueError(_join_problem(source, len(pairs["id"]), missing, swapped, other))
+    return strength.column("strength_mean").to_numpy()[rows].astype(np.float64)
+
+
+def _join_problem(source: str, n: int, missing: list[str], swapped: list[str],
+                  other: list[str]) -> str:
+    parts = []
     if missing:
-        raise ValueError(f"{source}: {len(missing)} of {len(ids)} training pairs have no strength "
-                         f"(first ids: {', '.join(map(str, missing[:5]))}); measure strength on "
-                         f"the same data with `rewardlab strength`")
-    return np.array([lookup[i] for i in ids], dtype=np.float64)
+        parts.append(f"{len(missing)} of {n} training pairs have no strength (first ids: "
+                     f"{', '.join(map(str, missing[:5]))})")
+    if swapped:
+        parts.append(f"{len(swapped)} pairs are stored with chosen and rejected the other way "
+                     f"round (first ids: {', '.join(map(str, swapped[:5]))}); were they measured "
+                     f"with other --inject-flips settings?")
+    if other:
+        parts.append(f"{len(other)} pairs have other texts under the same id (first ids: "
+                     f"{', '.join(map(str, other[:5]))})")
+    return (f"{source}: " + "; ".join(parts) + ". Measure strength on the same data, with the "
+            "same --inject-flips and --inject-seed, with `rewardlab strength`")

@@ -101,10 +101,11 @@ def evaluate_model(model: RewardModel, ds: Any) -> dict[str, Any]:
     return preference_metrics(delta, source=source)
 
 
-def run_train(train_ds: Any, valid_ds: Any | None, *, model: ModelConfig, plan: DenoisePlan,
+def run_train(train_ds: Any, held_out: dict[str, Any], *, model: ModelConfig, plan: DenoisePlan,
               strength_mean: np.ndarray | None, out: TrainLayout, progress: bool = True,
               extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train, evaluate on train and valid, and write the model and its metrics under ``out``."""
+    """Train, evaluate on train and on each non-empty held-out split (``{"valid": ds, "test":
+    ds}``), and write the model and its metrics under ``out``."""
     outcome = train_reward_model(Pairs.from_dataset(train_ds), model=model, plan=plan,
                                  strength_mean=strength_mean, progress=progress)
     outcome.model.save(out.model_dir)
@@ -115,8 +116,9 @@ def run_train(train_ds: Any, valid_ds: Any | None, *, model: ModelConfig, plan: 
                 "seconds": outcome.fit.seconds},
         "train": evaluate_model(outcome.model, train_ds),
     }
-    if valid_ds is not None and len(valid_ds):
-        metrics["valid"] = evaluate_model(outcome.model, valid_ds)
+    for name, ds in held_out.items():
+        if ds is not None and len(ds):
+            metrics[name] = evaluate_model(outcome.model, ds)
     if extra:
         metrics.update(extra)
     write_json(out.metrics_json, metrics)
@@ -129,14 +131,14 @@ def train_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mo
     """``rewardlab train``: one (denoised) reward model, evaluated on the validation pairs."""
     prep = prepare_data(data.data, load=load, split=split, seed=model.seed, noise=noise)
     plan = plan_from_config(denoise)
-    u = strength_for_training(prep, strength_file=denoise.strength_file)
+    u = strength_for_training(prep, strength_file=denoise.strength_file,
+                              allow_overlap=denoise.allow_overlap)
     out = TrainLayout(output.out_path)
-    metrics = run_train(prep.train, prep.valid, model=model, plan=plan, strength_mean=u, out=out,
-                        progress=not common.quiet, extra={"data": prep.report})
-    lines = []
-    if "valid" in metrics:
-        lines.append(f"validation accuracy {metrics['valid']['accuracy']:.4f} "
-                     f"on {metrics['valid']['n']} pairs")
+    metrics = run_train(prep.train, {"valid": prep.valid, "test": prep.test}, model=model,
+                        plan=plan, strength_mean=u, out=out, progress=not common.quiet,
+                        extra={"data": prep.report})
+    lines = [f"{name} accuracy {metrics[name]['accuracy']:.4f} on {metrics[name]['n']} pairs"
+             for name in ("valid", "test") if name in metrics]
     return CommandResult(lines, {"model": out.model_dir, "metrics": out.metrics_json}, metrics)
 
 
