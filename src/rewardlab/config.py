@@ -250,12 +250,26 @@ class EmbeddingConfig:
     """Embedding backend: dropout on each head's hidden layer while training."""
     head_features: Literal["prompt-response", "response"] = "prompt-response"
     """Features seen by each embedding head: [p, r, p*r] (prompt-response) or r alone (response)."""
+    encoder_precision: Literal["fp32", "int8"] = "fp32"
+    """Embedding backend: precision of the frozen encoder. int8 quantizes its linear layers
+    dynamically (CPU only; faster, vectors differ slightly); each precision has its own cache.
+    """
+    feature_dtype: Literal["float32", "float16"] = "float32"
+    """Embedding backend: how pooled vectors are held on disk for a run (float16 halves the
+    scratch space and reads; the cache always keeps float32).
+    """
+    pca_sample: int = 100_000
+    """Embedding backend: fit the whitening PCA on at most this many training texts (a seeded
+    uniform sample beyond it); 0 uses every training text, streamed.
+    """
 
     def __post_init__(self) -> None:
         _check_literals(self)
         _at_least(self, 1, "hidden")
-        _at_least(self, 0, "proj_dim")
+        _at_least(self, 0, "proj_dim", "pca_sample")
         _in_unit(self, "head_dropout")
+        _check(self.pca_sample == 0 or self.pca_sample >= 2, "pca_sample",
+               f"must be 0 (all texts) or at least 2, got {self.pca_sample}")
 
 
 @dataclass

@@ -6,7 +6,6 @@ feature cache), and all M heads train in one vectorized loop.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -23,7 +22,6 @@ from rewardlab.losses import preference_loss
 from rewardlab.models.base import (
     FitResult,
     Pairs,
-    as_index,
     member_seed,
     per_pair_inputs,
     read_model_info,
@@ -32,47 +30,17 @@ from rewardlab.models.base import (
     write_model_info,
 )
 from rewardlab.models.encode import TextEncoder, default_cache_dir, get_encoder
-from rewardlab.models.heads import EnsembleHeads, fit_projection, pair_features
+from rewardlab.models.features import (
+    PairRows,
+    PairVectors,
+    batch_features,
+    encode_pairs,
+    project_store,
+    projection_moments,
+)
+from rewardlab.models.heads import EnsembleHeads, pair_features, projection_from_moments
 
-__all__ = ["EmbeddingRewardModel", "PairFeatures", "PairVectors"]
-
-
-@dataclasses.dataclass(frozen=True)
-class PairVectors:
-    """Frozen encodings of N pairs: ``prompt``, ``chosen``, ``rejected`` ``[N, D]``, and the
-    responses' token counts ``chosen_tokens``, ``rejected_tokens`` ``[N]``.
-
-    What :meth:`EmbeddingRewardModel.prepare` returns: a stage that fits many models on the same
-    pairs encodes them once and hands this to ``fit`` and ``score``. ``encoder`` names the
-    encoding settings, so vectors are never fed to a model that encodes differently.
-    """
-
-    prompt: torch.Tensor
-    chosen: torch.Tensor
-    rejected: torch.Tensor
-    chosen_tokens: torch.Tensor
-    rejected_tokens: torch.Tensor
-    encoder: str
-
-    def __len__(self) -> int:
-        return self.prompt.shape[0]
-
-    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> PairVectors:
-        """The pairs at ``index`` (positions or a boolean mask)."""
-        idx = torch.as_tensor(as_index(index, len(self)), dtype=torch.long)
-        return PairVectors(self.prompt[idx], self.chosen[idx], self.rejected[idx],
-                           self.chosen_tokens[idx], self.rejected_tokens[idx], self.encoder)
-
-
-@dataclasses.dataclass(frozen=True)
-class PairFeatures:
-    """Head inputs of N pairs: ``chosen`` and ``rejected``, each ``[N, F]``."""
-
-    chosen: torch.Tensor
-    rejected: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.chosen.shape[0]
+__all__ = ["EmbeddingRewardModel", "PairVectors"]
 
 
 class EmbeddingRewardModel:
@@ -93,6 +61,8 @@ class EmbeddingRewardModel:
         self.device = resolve_device(config.device)
         self.heads: EnsembleHeads | None = None
         self.projection: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.projection_fit: dict[str, object] | None = None
+        """How many training texts the whitening PCA was fitted on, of how many."""
 
     @property
     def members(self) -> int:
@@ -102,26 +72,33 @@ class EmbeddingRewardModel:
     def encoder(self) -> TextEncoder:
         c, e = self.config, self.config.embedding
         return get_encoder(c.model, max_length=c.max_length, pooling=e.pooling,
-                           batch_size=c.encode_batch_size,
-                           cache_dir=e.cache_dir or default_cache_dir(),
-                           device=str(self.device), progress=self.progress)
+                           batch_size=c.encode_batch_size, cache_dir=self.cache_root,
+                           device=str(self.device), progress=self.progress,
+                           precision=e.encoder_precision)
+
+    @property
+    def cache_root(self) -> Path:
+        return Path(self.config.embedding.cache_dir or default_cache_dir())
+
+    @property
+    def scratch(self) -> Path:
+        """Where a run's vector stores live (unnamed files, gone when the process ends)."""
+        return self.cache_root / "scratch"
 
     @property
     def encoder_key(self) -> str:
         """The settings that decide the frozen vectors (not the weights' hash: that costs a
         read of the weights, and the model name already pins them within one process)."""
-        c = self.config
-        return f"{c.model}|{c.max_length}|{c.embedding.pooling}"
+        c, e = self.config, self.config.embedding
+        return (f"{c.model}|{c.max_length}|{e.pooling}|{e.encoder_precision}|"
+                f"{e.feature_dtype}")
 
     # -- features -----------------------------------------------------------------------------
     def prepare(self, pairs: Pairs) -> PairVectors:
-        """Frozen encodings of ``pairs`` (from the disk cache when present)."""
-        enc = self.encoder
-        p = enc.encode(pairs.prompt, side="prompt").vectors
-        both = enc.encode(list(pairs.chosen) + list(pairs.rejected), side="response")
-        n = len(pairs)
-        return PairVectors(p, both.vectors[:n], both.vectors[n:], both.tokens[:n],
-                           both.tokens[n:], self.encoder_key)
+        """Frozen encodings of ``pairs``, streamed from the disk cache (encoding what is missing)
+        into an on-disk store; see :mod:`rewardlab.models.features`."""
+        return encode_pairs(self.encoder, pairs, dtype=self.config.embedding.feature_dtype,
+                            folder=self.scratch, key=self.encoder_key)
 
     def vectors(self, data: Pairs | PairVectors) -> PairVectors:
         """``data`` as encodings: prepared vectors pass through (after a settings check)."""
@@ -133,10 +110,15 @@ class EmbeddingRewardModel:
         return data
 
     def fit_projection(self, vec: PairVectors) -> None:
-        """Fit the whitening PCA on training texts (no-op with ``proj_dim = 0``)."""
-        if self.config.embedding.proj_dim > 0:
-            self.projection = fit_projection(
-                torch.cat([vec.prompt, vec.chosen, vec.rejected]), self.config.embedding.proj_dim)
+        """Fit the whitening PCA on the training texts of ``vec``: all of them, or a seeded
+        sample of ``--pca-sample`` (recorded in :attr:`projection_fit`); no-op with
+        ``proj_dim = 0``."""
+        e = self.config.embedding
+        if e.proj_dim <= 0:
+            return
+        mean, cov, used = projection_moments(vec, limit=e.pca_sample, seed=self.config.seed)
+        self.projection = projection_from_moments(mean, cov, e.proj_dim)
+        self.projection_fit = {**used, "sampled": used["texts"] < used["of"]}
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, D]`` frozen vectors through the fitted whitening PCA (identity without one)."""
@@ -145,19 +127,11 @@ class EmbeddingRewardModel:
         mean, matrix = self.projection
         return (x - mean) @ matrix
 
-    def features_of(self, vec: PairVectors) -> PairFeatures:
-        """Head inputs from frozen encodings, through the fitted projection."""
-        p = self._project(vec.prompt)
-        kind = self.config.embedding.head_features
-        return PairFeatures(
-            chosen=pair_features(p, self._project(vec.chosen), vec.chosen_tokens, kind=kind),
-            rejected=pair_features(p, self._project(vec.rejected), vec.rejected_tokens,
-                                   kind=kind),
-        )
-
-    def features(self, data: Pairs | PairVectors) -> PairFeatures:
-        """Encode (cached) and assemble the head inputs of ``data``."""
-        return self.features_of(self.vectors(data))
+    def table(self, vec: PairVectors) -> torch.Tensor:
+        """The projected vectors of ``vec``'s store, ``[rows, k]``, mapped from disk (written
+        once per store and projection), on this model's device."""
+        mapped = project_store(vec.store, self.projection, self.scratch)
+        return mapped if self.device.type == "cpu" else mapped.to(self.device)
 
     def _new_heads(self, in_dim: int) -> EnsembleHeads:
         seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
@@ -168,99 +142,109 @@ class EmbeddingRewardModel:
     def fit(self, pairs: Pairs | PairVectors, *, target: torch.Tensor | None = None,
             margin: torch.Tensor | None = None, valid: Pairs | PairVectors | None = None,
             eval_every: int = 0) -> FitResult:
-        """Train all M heads jointly; see :meth:`rewardlab.models.base.RewardModel.fit`."""
-        vec = self.vectors(pairs)
-        self.fit_projection(vec)
-        return self.fit_features(self.features_of(vec), target=target, margin=margin,
-                                 valid=None if valid is None else self.features(valid),
-                                 eval_every=eval_every)
+        """Train all M heads jointly; see :meth:`rewardlab.models.base.RewardModel.fit`.
 
-    def fit_features(self, feats: PairFeatures, *, target: torch.Tensor | None = None,
-                     margin: torch.Tensor | None = None, valid: PairFeatures | None = None,
-                     eval_every: int = 0) -> FitResult:
-        """:meth:`fit` on precomputed features (the experiment stages reuse them across runs)."""
+        Mini-batches are gathered from the projected vectors on disk, so memory holds one
+        batch of head inputs, never all of them.
+        """
         from tqdm.auto import tqdm
 
+        vec = self.vectors(pairs)
+        self.fit_projection(vec)
+        valid_vec = None if valid is None else self.vectors(valid)
         c = self.config
-        n, m_count = len(feats), self.members
+        n, m_count = len(vec), self.members
         t, mg = per_pair_inputs(n, target, margin)
         t0 = time.perf_counter()
         dev = self.device
-        xc, xr, t, mg = (a.to(dev) for a in (feats.chosen, feats.rejected, t, mg))
-        self.heads = heads = self._new_heads(xc.shape[1])
+        t, mg = t.to(dev), mg.to(dev)
+        table, rows = self.table(vec), PairRows.of(vec, dev)
+        kind = c.embedding.head_features
+        one = torch.zeros(1, dtype=torch.long, device=dev)
+        self.heads = self._new_heads(batch_features(table, rows, one, kind=kind)[0].shape[-1])
         batch = min(c.resolved_batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         total = steps_per_epoch * c.resolved_epochs
-        opt = torch.optim.AdamW(heads.parameters(), lr=c.resolved_lr, weight_decay=c.weight_decay)
+        opt = torch.optim.AdamW(self.heads.parameters(), lr=c.resolved_lr,
+                                weight_decay=c.weight_decay)
         # Linear decay to 10% of the learning rate: late steps refine instead of wandering.
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - 0.9 * s / max(total, 1))
         every = eval_every or max(1, total // 20)
         curve: list[dict[str, float]] = []
-        seeds = [member_seed(c.seed, m) for m in range(m_count)]
         step, epoch_losses = 0, []
         bar = tqdm(total=total, desc=f"training {m_count} head(s)", unit="step",
                    disable=not self.progress)
         drop_gen = torch.Generator().manual_seed(c.seed + 7)
         for epoch in range(c.resolved_epochs):
-            # Each member its own order, derived from (member seed, epoch): reproducible, and a
-            # resumed or re-run fit sees exactly the same batches.
-            perms = torch.stack([
-                torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
-                for s in seeds]).to(dev)
             epoch_losses = []
-            for b in range(steps_per_epoch):
-                idx = perms[:, b * batch:(b + 1) * batch]  # [M, B]
-                loss = self._step(xc, xr, t, mg, idx, drop_gen)
+            for b, idx in enumerate(self._batches(n, batch, epoch)):
+                xc, xr = batch_features(table, rows, idx, kind=kind)
+                loss = self._step(xc, xr, t[idx], mg[idx], drop_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 step += 1
                 epoch_losses.append(loss.item() / m_count)  # mean over members
-                if valid is not None and (step % every == 0 or step == total):
+                if valid_vec is not None and (step % every == 0 or step == total):
                     curve.append({"step": step, "epoch": epoch + (b + 1) / steps_per_epoch,
-                                  **self._valid_point(valid)})
+                                  **self._valid_point(valid_vec)})
                 bar.update(1)
             bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
         bar.close()
         return FitResult(train_loss=float(np.mean(epoch_losses)), steps=step, curve=curve,
                          seconds=time.perf_counter() - t0)
 
+    def _batches(self, n: int, batch: int, epoch: int) -> list[torch.Tensor]:
+        """The ``[M, B]`` pair indices of each step of one epoch: each member its own order,
+        derived from (member seed, epoch), so a re-run fit sees exactly the same batches."""
+        seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
+        perms = torch.stack([
+            torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
+            for s in seeds]).to(self.device)
+        return [perms[:, b:b + batch] for b in range(0, n, batch)]
+
     def _step(self, xc: torch.Tensor, xr: torch.Tensor, t: torch.Tensor, mg: torch.Tensor,
-              idx: torch.Tensor, drop_gen: torch.Generator) -> torch.Tensor:
-        """The loss of one joint step: ``idx`` ``[M, B]`` holds each member's own batch.
+              drop_gen: torch.Generator) -> torch.Tensor:
+        """The loss of one joint step on features ``xc``, ``xr`` ``[M, B, F]`` (each member its
+        own batch) with per-pair targets and margins ``[M, B]``.
 
         Returns the sum over members of each member's mean loss, so each member's gradient is
         that of its own mean loss.
         """
         assert self.heads is not None
-        rewards = self.heads(torch.cat([xc[idx], xr[idx]], dim=1),  # [M, 2B]
+        rewards = self.heads(torch.cat([xc, xr], dim=1),  # [M, 2B]
                              dropout=self.config.embedding.head_dropout, generator=drop_gen)
-        delta = rewards[:, : idx.shape[1]] - rewards[:, idx.shape[1]:]
-        per_pair = preference_loss(delta, target=t[idx], margin=mg[idx], reduction="none")
+        delta = rewards[:, : xc.shape[1]] - rewards[:, xc.shape[1]:]
+        per_pair = preference_loss(delta, target=t, margin=mg, reduction="none")
         return per_pair.mean(dim=1).sum()
 
     @torch.no_grad()
-    def _valid_point(self, valid: PairFeatures) -> dict[str, float]:
-        delta = self.score_features(valid).mean(dim=0)
+    def _valid_point(self, valid: PairVectors) -> dict[str, float]:
+        delta = self.score(valid).mean(dim=0)
         return {"valid_accuracy": accuracy(delta), "valid_loss": float(preference_loss(delta))}
 
     # -- scoring ------------------------------------------------------------------------------
     @torch.no_grad()
-    def score_features(self, feats: PairFeatures) -> torch.Tensor:
-        """Δ ``[M, N]`` from precomputed features."""
+    def score(self, pairs: Pairs | PairVectors, *, chunk: int = 1 << 16) -> torch.Tensor:
+        """Δ ``[M, N]``: ``r_m(chosen) - r_m(rejected)``; positive means member m prefers chosen.
+
+        Scored ``chunk`` pairs at a time: only one chunk's head inputs exist at once.
+        """
         if self.heads is None:
             raise RuntimeError("the model is not trained: call fit() or load() first")
+        vec = self.vectors(pairs)
+        table, rows = self.table(vec), PairRows.of(vec, self.device)
+        kind = self.config.embedding.head_features
+        out = torch.zeros(self.members, len(vec))
         self.heads.eval()
-        dev = self.device
-        out = (self.heads.score_all(feats.chosen.to(dev))
-               - self.heads.score_all(feats.rejected.to(dev)))
+        for start in range(0, len(vec), chunk):
+            idx = torch.arange(start, min(start + chunk, len(vec)), device=self.device)
+            xc, xr = batch_features(table, rows, idx, kind=kind)
+            out[:, start:start + len(idx)] = (self.heads.score_all(xc)
+                                              - self.heads.score_all(xr)).float().cpu()
         self.heads.train()
-        return out.float().cpu()
-
-    def score(self, pairs: Pairs | PairVectors) -> torch.Tensor:
-        """Δ ``[M, N]``: ``r_m(chosen) - r_m(rejected)``; positive means member m prefers chosen."""
-        return self.score_features(self.features(pairs))
+        return out
 
     @torch.no_grad()
     def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
@@ -295,7 +279,7 @@ class EmbeddingRewardModel:
         with atomic_path(path / "heads.safetensors") as tmp:
             save_file(state, str(tmp))
         write_model_info(path, "embedding", self.config, in_dim=self.heads.in_dim,
-                         encoder=self.encoder.fingerprint)
+                         encoder=self.encoder.fingerprint, projection_fit=self.projection_fit)
         return path
 
     @classmethod

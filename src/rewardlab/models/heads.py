@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["EnsembleHeads", "fit_projection", "pair_features"]
+__all__ = ["EnsembleHeads", "fit_projection", "pair_features", "projection_from_moments"]
 
 
 EIGEN_FLOOR = 1e-4
@@ -24,23 +24,34 @@ scaling them to unit variance blew held-out features up to 1e5."""
 
 
 def fit_projection(vectors: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whitening PCA: the mean ``[D]`` and a ``[D, k]`` matrix onto the top ``k`` components,
-    each scaled to unit variance.
+    """A whitening PCA of ``vectors`` ``[N, D]``: the mean ``[D]`` and a ``[D, k]`` matrix onto
+    the top ``k`` components, each scaled to unit variance (see :func:`projection_from_moments`).
 
-    k = min(dim, D, the number of components with variance above :data:`EIGEN_FLOOR` times the
-    largest). Fitted on training texts only. Projecting frozen vectors onto fewer, whitened
-    dimensions makes each head much cheaper (the ensemble's cost is in its first layer) and
-    regularises it.
+    Fitted on training texts only. Projecting frozen vectors onto fewer, whitened dimensions
+    makes each head much cheaper (the ensemble's cost is in its first layer) and regularises it.
     """
     x = vectors.double()
     mean = x.mean(dim=0)
     cov = (x - mean).T @ (x - mean) / max(x.shape[0] - 1, 1)
+    return projection_from_moments(mean, cov, dim)
+
+
+def projection_from_moments(mean: torch.Tensor, cov: torch.Tensor,
+                            dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whitening PCA of data with ``mean`` ``[D]`` and covariance ``cov`` ``[D, D]``
+    (float64): the mean (float32) and a ``[D, k]`` float32 matrix onto the top ``k``
+    components, each scaled to unit variance.
+
+    k = min(dim, D, the number of components with variance above :data:`EIGEN_FLOOR` times the
+    largest). The moments may come from all training texts or a bounded sample of them
+    (:func:`rewardlab.models.features.projection_moments`).
+    """
     # numpy's eigh: torch's multi-threaded one was seen to stall for seconds on a busy 2-core box.
-    w, v = np.linalg.eigh(cov.numpy())  # ascending
+    w, v = np.linalg.eigh(cov.double().numpy())  # ascending
     eigval, eigvec = torch.from_numpy(w), torch.from_numpy(v)
     eigval, eigvec = eigval.flip(0), eigvec.flip(1)  # descending
     real = int((eigval > EIGEN_FLOOR * max(float(eigval[0]), 1e-300)).sum())
-    k = max(1, min(dim, x.shape[1], real))
+    k = max(1, min(dim, cov.shape[0], real))
     top_val, top_vec = eigval[:k], eigvec[:, :k]
     # Fix each component's sign (largest loading positive) so the projection is reproducible.
     signs = torch.sign(top_vec.gather(0, top_vec.abs().argmax(0, keepdim=True)))

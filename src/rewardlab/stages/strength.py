@@ -286,7 +286,7 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
                             progress=progress)
     identical = pairs.identical()
     cols = strength_columns(delta, strength, identical)
-    table = write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
+    write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
     ok = ~identical
     stats = strength_statistics(delta[:, ok])
     summary: dict[str, Any] = {
@@ -301,12 +301,12 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
         # scores a pair it trained on.
         "estimated_noise_rate": estimate_noise_rate(stats.mean),
     }
-    names = table.column_names
+    names = ds.column_names
     if "injected_flip" in names:
         summary["detection"] = detection_summary(
-            stats.mean, np.asarray(table.column("injected_flip").to_pylist(), dtype=bool)[ok])
+            stats.mean, np.asarray(ds["injected_flip"], dtype=bool)[ok])
     agree = agreement_summary(stats.mean, {
-        c: np.asarray(table.column(c).to_pylist(), dtype=object)[ok].tolist()
+        c: np.asarray(ds[c], dtype=object)[ok].tolist()
         for c in ("votes_for_chosen", "votes_against", "ties") if c in names})
     if agree is not None:
         summary["human_agreement"] = agree

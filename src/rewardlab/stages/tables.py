@@ -4,6 +4,9 @@ and joined by ``id``.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import os
 from typing import Any
 
@@ -11,37 +14,92 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rewardlab.files import write_jsonl, write_table
+from rewardlab.files import atomic_path
 from rewardlab.layout import find_strength_file
 
 __all__ = ["join_strength", "read_strength_table", "write_pairs_table"]
 
 
-def _plain_table(ds: Any) -> pa.Table:
-    """A ``datasets.Dataset`` (or a pyarrow Table) as a pyarrow Table without HF metadata."""
-    table = ds if isinstance(ds, pa.Table) else ds.data.table
+ROWS_PER_GROUP = 65_536
+"""Rows per Parquet row group, and per slice of the input held in memory while writing."""
+
+
+def _rows(ds: Any, start: int, stop: int) -> pa.Table:
+    """Rows ``start:stop`` of ``ds`` as a plain pyarrow Table (a zero-copy slice where it can)."""
     if not isinstance(ds, pa.Table) and getattr(ds, "_indices", None) is not None:
-        table = ds.with_format("arrow")[:]  # materialise a select()/shuffle() view
-    return table.replace_schema_metadata(None)
+        return ds.with_format("arrow")[start:stop].replace_schema_metadata(None)
+    table = ds if isinstance(ds, pa.Table) else ds.data.table
+    return table.slice(start, stop - start).replace_schema_metadata(None)
+
+
+def _arrow(values: Any) -> pa.Array:
+    """One new column as an Arrow array: a ``[N, M]`` ndarray becomes a list column without a
+    detour through N Python lists."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    if isinstance(values, np.ndarray) and values.ndim == 2:
+        offsets = np.arange(0, values.size + 1, max(values.shape[1], 1), dtype=np.int32)
+        if values.shape[1] == 0:
+            offsets = np.zeros(values.shape[0] + 1, np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.reshape(-1)))
+    return pa.array(values if isinstance(values, np.ndarray) else list(values))
 
 
 def write_pairs_table(ds: Any, columns: dict[str, Any], parquet: str | os.PathLike[str],
-                      jsonl: str | os.PathLike[str] | None = None) -> pa.Table:
-    """Write every column of ``ds`` plus ``columns`` (name -> ``[N]`` values) to Parquet (+ JSONL).
+                      jsonl: str | os.PathLike[str] | None = None, *,
+                      rows_per_group: int = ROWS_PER_GROUP) -> list[str]:
+    """Write every column of ``ds`` plus ``columns`` (name -> ``[N]`` values, or an ``[N, M]``
+    array for a list column) to Parquet (+ JSONL), ``rows_per_group`` rows at a time.
 
-    Returns the written table. Both files are written atomically.
+    Both files are written atomically and streamed: the Parquet file gets one row group per
+    slice, so only one slice of the input's rows is ever converted at once. Returns the column
+    names written.
     """
-    table = _plain_table(ds)
-    for name, values in columns.items():
-        if name in table.column_names:
-            table = table.drop_columns([name])
-        arr = values if isinstance(values, pa.Array) else pa.array(
-            values.tolist() if isinstance(values, np.ndarray) else list(values))
-        table = table.append_column(name, arr)
-    write_table(parquet, table)
-    if jsonl is not None:
-        write_jsonl(jsonl, table.to_pylist())
-    return table
+    new = {name: _arrow(values) for name, values in columns.items()}
+    n = len(ds)
+    with contextlib.ExitStack() as stack:
+        parquet_tmp = stack.enter_context(atomic_path(parquet))
+        lines = None if jsonl is None else stack.enter_context(
+            open(stack.enter_context(atomic_path(jsonl)), "w", encoding="utf-8"))
+        writer: pq.ParquetWriter | None = None
+        for start in range(0, max(n, 1), rows_per_group):
+            stop = min(start + rows_per_group, n)
+            part = _rows(ds, start, stop)
+            part = part.drop_columns([c for c in new if c in part.column_names])
+            for name, arr in new.items():
+                part = part.append_column(name, arr.slice(start, stop - start))
+            if writer is None:
+                writer = stack.enter_context(pq.ParquetWriter(str(parquet_tmp), part.schema,
+                                                              compression="zstd"))
+            writer.write_table(part, row_group_size=rows_per_group)
+            if lines is not None:
+                _write_lines(lines, part)
+        names = list(part.schema.names)
+    return names
+
+
+def _write_lines(fh: Any, part: pa.Table, step: int = 4096) -> None:
+    """``part``'s rows as JSON lines, a few thousand Python dicts at a time."""
+    for start in range(0, part.num_rows, step):
+        fh.writelines(json_line(row) + "\n" for row in part.slice(start, step).to_pylist())
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One row as strict JSON: NaN (and infinities) become null, as in ``write_jsonl``."""
+    try:
+        return json.dumps(row, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # rare: a non-finite float somewhere in the row
+        return json.dumps(_finite(row), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def read_strength_table(path: str | os.PathLike[str]) -> pa.Table:
