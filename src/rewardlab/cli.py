@@ -127,6 +127,14 @@ COMMANDS: dict[str, Command] = {
          Section("denoise", DenoiseConfig, "denoising",
                  only=tuple(f.name for f in dataclasses.fields(DenoiseConfig)
                             if f.name not in ("strength_file", "allow_overlap"))), OUT, COMMON)),
+    "encode": Command(
+        "Fill the embedding feature cache; under a multi-process launch each process encodes a "
+        "share.",
+        "rewardlab.stages.encode:encode_command",
+        (DATA, LOAD,
+         Section("model", ModelConfig, "encoder",
+                 only=("model", "max_length", "device", "encode_batch_size", "embedding.pooling",
+                       "embedding.cache_dir", "embedding.encoder_precision")), COMMON)),
     "synthetic": Command(
         "Build a semi-synthetic preference set with known flipped labels.",
         "rewardlab.stages.synthetic:synthetic_command",

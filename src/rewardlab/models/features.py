@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from rewardlab.models.base import Pairs, as_index
-from rewardlab.models.encode import TextEncoder, text_keys
+from rewardlab.models.encode import Side, TextEncoder, text_keys
 from rewardlab.models.heads import pair_features
 
-__all__ = ["PairRows", "PairVectors", "VectorStore", "batch_features", "encode_pairs",
-           "project_store", "projection_moments"]
+__all__ = ["DistinctTexts", "PairRows", "PairVectors", "VectorStore", "batch_features",
+           "distinct_texts", "encode_pairs", "project_store", "projection_moments"]
 
 WINDOW_BYTES = 64 << 20
 """Bytes of a store read or mapped at once: the most any streamed pass holds in RAM."""
@@ -178,6 +178,36 @@ def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return unique[order], first[order], rank[inverse.reshape(-1)]
 
 
+@dataclasses.dataclass(frozen=True)
+class DistinctTexts:
+    """The distinct texts of one truncation side of N pairs, in first-seen order: their cache
+    ``keys`` ``[u]``, the position among them of every occurrence's text (``rows``), and
+    ``text_of(positions)`` giving the texts themselves (read from the pairs only when needed)."""
+
+    side: Side
+    keys: np.ndarray
+    rows: np.ndarray
+    text_of: Callable[[np.ndarray], list[str]]
+
+
+def distinct_texts(pairs: Pairs) -> tuple[DistinctTexts, DistinctTexts]:
+    """The distinct prompts (``N`` occurrences) and responses (``2N``: chosen, then rejected)."""
+    n = len(pairs)
+    p_keys, p_first, p_rows = _first_seen(text_keys(pairs.prompt))
+    r_keys, r_first, r_rows = _first_seen(text_keys(itertools.chain(pairs.chosen,
+                                                                    pairs.rejected)))
+
+    def prompts(idx: np.ndarray) -> list[str]:
+        return [pairs.prompt[int(p_first[i])] for i in idx]
+
+    def responses(idx: np.ndarray) -> list[str]:
+        at = [int(r_first[i]) for i in idx]
+        return [pairs.chosen[i] if i < n else pairs.rejected[i - n] for i in at]
+
+    return (DistinctTexts("prompt", p_keys, p_rows, prompts),
+            DistinctTexts("response", r_keys, r_rows, responses))
+
+
 def encode_pairs(encoder: TextEncoder, pairs: Pairs, *, dtype: str, folder: Path,
                  key: str) -> PairVectors:
     """:class:`PairVectors` of ``pairs``: every distinct text's vector, from the cache (encoded
@@ -188,28 +218,22 @@ def encode_pairs(encoder: TextEncoder, pairs: Pairs, *, dtype: str, folder: Path
     and everything computed from it, depends on the pairs alone, not on the cache's shard layout.
     """
     n = len(pairs)
-    p_keys, p_first, p_rows = _first_seen(text_keys(pairs.prompt))
-    r_keys, r_first, r_rows = _first_seen(text_keys(itertools.chain(pairs.chosen,
-                                                                    pairs.rejected)))
-    offset = len(p_keys)
-    store = VectorStore(offset + len(r_keys), encoder.dim, dtype, folder)
-    tokens = np.zeros(len(r_keys), np.int32)
+    prompts, responses = distinct_texts(pairs)
+    offset = len(prompts.keys)
+    store = VectorStore(offset + len(responses.keys), encoder.dim, dtype, folder)
+    tokens = np.zeros(len(responses.keys), np.int32)
 
-    def response(i: int) -> str:
-        return pairs.chosen[i] if i < n else pairs.rejected[i - n]
+    def responses_sink(pos: np.ndarray, v: np.ndarray, t: np.ndarray) -> None:
+        write(offset + pos, v)
+        tokens[pos] = t
 
     with store.writer() as write:
-        encoder.fetch(p_keys, lambda idx: [pairs.prompt[int(p_first[i])] for i in idx],
-                      side="prompt", sink=lambda pos, v, t: write(pos, v))
-
-        def responses_sink(pos: np.ndarray, v: np.ndarray, t: np.ndarray) -> None:
-            write(offset + pos, v)
-            tokens[pos] = t
-
-        encoder.fetch(r_keys, lambda idx: [response(int(r_first[i])) for i in idx],
-                      side="response", sink=responses_sink)
-    rows = offset + r_rows.astype(np.int64)
-    return PairVectors(store, p_rows.astype(np.int64), rows[:n], rows[n:],
+        encoder.fetch(prompts.keys, prompts.text_of, side="prompt",
+                      sink=lambda pos, v, t: write(pos, v))
+        encoder.fetch(responses.keys, responses.text_of, side="response", sink=responses_sink)
+    rows = offset + responses.rows.astype(np.int64)
+    r_rows = responses.rows
+    return PairVectors(store, prompts.rows.astype(np.int64), rows[:n], rows[n:],
                        torch.from_numpy(tokens[r_rows[:n]]), torch.from_numpy(tokens[r_rows[n:]]),
                        key)
 

@@ -42,6 +42,7 @@ from rewardlab.config import (
 from rewardlab.files import atomic_path, write_json
 from rewardlab.layout import RunLayout
 from rewardlab.models import Pairs, backend_class, build_reward_model, prepare_pairs
+from rewardlab.models.processes import encode_before_training
 from rewardlab.noise import inject_flips
 from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
@@ -325,6 +326,10 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
 
     ds, report = read_preferences(data.data, **load.read_kwargs())
     ds = inject_flips(ds, noise.inject_flips, seed=noise.inject_seed)
+    # Under a multi-process launch every process encodes a share; only the main one trains.
+    share = encode_before_training(model, Pairs.from_dataset(ds), progress=not common.quiet)
+    if share is not None and not share.main:
+        return CommandResult([share.line()], {}, share)
     res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.out),
                        progress=not common.quiet, extra_summary={"data": report.to_dict()})
     s = res.summary
