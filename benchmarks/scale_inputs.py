@@ -3,11 +3,11 @@
 The scale benchmarks measure rewardlab's pipeline (loading, encoding, caching, projecting,
 training, scoring, writing), not a real backbone, so they use
 
-* ``write_pairs(path, n)``: ``n`` short synthetic pairs (prompt 5-12 words, responses 5-16 words,
-  every text distinct), seeded, as JSON lines;
-* ``build_tiny_encoder(folder)``: a BERT built from a config (384 wide, 1 layer: the shape the
-  issue measured with), random weights from a seed, with the bundled MiniLM's tokenizer. It loads
-  offline like any local backbone (``--model FOLDER``).
+* ``write_pairs(path, n)``: ``n`` short synthetic pairs (prompt 5-12 words, responses 5-16 words
+  of one token each, every text distinct), seeded, as JSON lines;
+* ``build_tiny_encoder(folder)``: a BERT built from a config (384 wide and 1 layer, the shape
+  the issue measured with; a 384-wide feed-forward layer), random weights from a seed, with the
+  bundled MiniLM's tokenizer. It loads offline like any local backbone (``--model FOLDER``).
 
 Run as a script to write both::
 
@@ -23,17 +23,19 @@ import random
 import shutil
 from pathlib import Path
 
-SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vi", "so", "pe", "da", "gu", "fo", "ri", "ze",
-             "an", "el", "in", "or", "ul", "ba"]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "vocab.txt")
 
 
 def _vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
-    words: set[str] = set()
-    while len(words) < size:
-        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 3))))
-    return sorted(words)
+    """``size`` whole words of the MiniLM vocabulary: each is one token, so a text of k words is
+    k + 2 tokens (short texts, as in the issue's measurement)."""
+    from rewardlab.config import DEFAULT_MODEL
+    from rewardlab.models.text import resolve_model_path
+
+    vocab = (Path(resolve_model_path(DEFAULT_MODEL)) / "vocab.txt").read_text().split()
+    words = sorted(w for w in set(vocab) if w.isascii() and w.isalpha() and len(w) >= 3)
+    return rng.sample(words, size)
 
 
 def _sentence(rng: random.Random, words: list[str], low: int, high: int, i: int) -> str:
@@ -60,9 +62,10 @@ def write_pairs(path: Path, n: int, *, seed: int = 0) -> Path:
 
 
 def build_tiny_encoder(folder: Path, *, hidden: int = 384, layers: int = 1, heads: int = 6,
-                       seed: int = 0) -> Path:
-    """A random BERT encoder (``hidden`` wide, ``layers`` deep) with MiniLM's tokenizer, saved to
-    ``folder`` (safetensors). The same seed writes the same weights."""
+                       intermediate: int = 384, seed: int = 0) -> Path:
+    """A random BERT encoder (``hidden`` wide, ``layers`` deep, feed-forward ``intermediate``
+    wide) with MiniLM's tokenizer, saved to ``folder`` (safetensors). The same seed writes the
+    same weights."""
     import torch
     from transformers import BertConfig, BertModel
 
@@ -73,7 +76,7 @@ def build_tiny_encoder(folder: Path, *, hidden: int = 384, layers: int = 1, head
         return folder
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=4 * hidden,
+                        num_attention_heads=heads, intermediate_size=intermediate,
                         max_position_embeddings=512)
     BertModel(config).eval().save_pretrained(folder, safe_serialization=True)
     source = Path(resolve_model_path(DEFAULT_MODEL))

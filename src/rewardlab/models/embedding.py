@@ -226,7 +226,7 @@ class EmbeddingRewardModel:
 
     # -- scoring ------------------------------------------------------------------------------
     @torch.no_grad()
-    def score(self, pairs: Pairs | PairVectors, *, chunk: int = 1 << 16) -> torch.Tensor:
+    def score(self, pairs: Pairs | PairVectors, *, chunk: int = 1 << 14) -> torch.Tensor:
         """Δ ``[M, N]``: ``r_m(chosen) - r_m(rejected)``; positive means member m prefers chosen.
 
         Scored ``chunk`` pairs at a time: only one chunk's head inputs exist at once.

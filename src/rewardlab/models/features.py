@@ -34,7 +34,7 @@ from rewardlab.models.heads import pair_features
 __all__ = ["DistinctTexts", "PairRows", "PairVectors", "VectorStore", "batch_features",
            "distinct_texts", "encode_pairs", "project_store", "projection_moments"]
 
-WINDOW_BYTES = 64 << 20
+WINDOW_BYTES = 16 << 20
 """Bytes of a store read or mapped at once: the most any streamed pass holds in RAM."""
 
 
@@ -89,7 +89,7 @@ class VectorStore:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as float32 ``[stop - start, dim]`` (a copy)."""
         raw = os.pread(self.file.fileno(), (stop - start) * self.row_bytes, start * self.row_bytes)
-        return np.frombuffer(raw, self.dtype).reshape(-1, self.dim).astype(np.float32)
+        return np.frombuffer(raw, self.dtype).reshape(-1, self.dim).astype(np.float32, copy=False)
 
     def windows(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(start, rows)`` over the whole store, :attr:`window_rows` rows at a time."""

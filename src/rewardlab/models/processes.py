@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from datetime import timedelta
 
 import numpy as np
@@ -96,12 +97,13 @@ def encode_in_processes(config: ModelConfig, pairs: Pairs, *, progress: bool) ->
                         sum(len(d.keys) for d in sides), str(folder))
 
 
-def encode_before_training(config: ModelConfig, pairs: Pairs, *,
+def encode_before_training(config: ModelConfig, pairs: Callable[[], Pairs], *,
                            progress: bool) -> ProcessShare | None:
-    """Under a multi-process launch with the embedding backend, :func:`encode_in_processes`:
-    the result's ``main`` says whether this process goes on to train. ``None`` (nothing shared:
-    train as usual) for a single process, or a backend without a feature cache, whose processes
-    keep their own launch semantics."""
+    """Under a multi-process launch with the embedding backend, :func:`encode_in_processes` on
+    ``pairs()``: the result's ``main`` says whether this process goes on to train. ``None``
+    (nothing shared: train as usual) for a single process, or a backend without a feature cache,
+    whose processes keep their own launch semantics. ``pairs`` is only called when needed: a
+    single process never holds a second copy of the texts."""
     if launched_processes() <= 1 or config.backend != "embedding":
         return None
-    return encode_in_processes(config, pairs, progress=progress)
+    return encode_in_processes(config, pairs(), progress=progress)

@@ -327,7 +327,8 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
     ds, report = read_preferences(data.data, **load.read_kwargs())
     ds = inject_flips(ds, noise.inject_flips, seed=noise.inject_seed)
     # Under a multi-process launch every process encodes a share; only the main one trains.
-    share = encode_before_training(model, Pairs.from_dataset(ds), progress=not common.quiet)
+    share = encode_before_training(model, lambda: Pairs.from_dataset(ds),
+                                   progress=not common.quiet)
     if share is not None and not share.main:
         return CommandResult([share.line()], {}, share)
     res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.out),
