@@ -24,6 +24,7 @@ from rewardlab.config import (
     ConfigError,
     DenoiseConfig,
     ExperimentConfig,
+    ExportConfig,
     InputConfig,
     InspectConfig,
     LoadConfig,
@@ -126,7 +127,8 @@ COMMANDS: dict[str, Command] = {
         (Section("run_dir", RunDirConfig),
          Section("denoise", DenoiseConfig, "denoising",
                  only=tuple(f.name for f in dataclasses.fields(DenoiseConfig)
-                            if f.name not in ("strength_file", "allow_overlap"))), OUT, COMMON)),
+                            if f.name not in ("strength_file", "allow_overlap"))),
+         Section("export", ExportConfig, "export"), OUT, COMMON)),
     "synthetic": Command(
         "Build a semi-synthetic preference set with known flipped labels.",
         "rewardlab.stages.synthetic:synthetic_command",

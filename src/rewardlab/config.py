@@ -34,6 +34,7 @@ __all__ = [
     "DenoiseConfig",
     "EmbeddingConfig",
     "ExperimentConfig",
+    "ExportConfig",
     "FinetuneConfig",
     "InputConfig",
     "InspectConfig",
@@ -507,6 +508,18 @@ class InspectConfig:
     """Tokenizer for token statistics (default: the bundled MiniLM)."""
     max_length: int | None = None
     """Also count the prompts and responses longer than this many tokens."""
+
+
+@dataclass
+class ExportConfig:
+    """What `export` writes besides the denoised training pairs."""
+
+    include_held_out: bool = False
+    """Also write the run's validation and test pairs, unchanged (margin 0, a `split` column);
+    they are left out by default because nothing measured their strength.
+    """
+    overwrite: bool = False
+    """Replace an existing output file."""
 
 
 @dataclass

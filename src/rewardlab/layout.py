@@ -8,7 +8,9 @@ the output of ``strength``, ``groups``, ``compare`` or ``run`` alike::
       stages.json              which stages finished, under which input fingerprint
       strength/strength.parquet, strength.jsonl, summary.json, .partial/<fingerprint>/
       groups/groups.json
-      compare/compare.json
+      compare/compare.json, predictions.parquet
+      split/held_out.parquet   the validation and test pairs (never denoised, never exported
+                               unless asked)
       final/model/, final/metrics.json     (``train -o OUT`` writes OUT/model, OUT/metrics.json)
       figures/, report.html
 
@@ -101,9 +103,14 @@ class RunLayout:
     def strength_summary(self) -> Path:
         return self.strength_dir / _SUMMARY_FILE
 
+    @property
+    def partial_root(self) -> Path:
+        """Unfinished strength computations: removed once the strength table is written."""
+        return self.strength_dir / ".partial"
+
     def partial_dir(self, fingerprint: str) -> Path:
         """Finished strength jobs of one computation, kept for resuming."""
-        return self.strength_dir / ".partial" / fingerprint
+        return self.partial_root / fingerprint
 
     @property
     def groups_json(self) -> Path:
@@ -112,6 +119,16 @@ class RunLayout:
     @property
     def compare_json(self) -> Path:
         return self.root / "compare" / "compare.json"
+
+    @property
+    def compare_predictions(self) -> Path:
+        """Per method, split and held-out pair: the mean Δ over seeds and the share correct."""
+        return self.root / "compare" / "predictions.parquet"
+
+    @property
+    def held_out_parquet(self) -> Path:
+        """The validation and test pairs of a run (column ``split``), as loaded."""
+        return self.root / "split" / "held_out.parquet"
 
     @property
     def final(self) -> TrainLayout:

@@ -120,6 +120,33 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert "resuming" not in other.stderr
 
 
+@pytest.mark.slow
+def test_in_sample_run_killed_mid_training_reruns_byte_identically(tmp_path: Path) -> None:
+    # In-sample with the embedding backend is one job (all members train jointly): a kill inside
+    # it leaves nothing to resume, and the rerun must still write exactly the clean result.
+    data = write_toy(tmp_path / "toy.jsonl", 240, flip_every=6)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "rewardlab.cli", "strength", str(data), "--members", "4",
+           "--epochs", "60", "--batch-size", "8", "--seed", "2", "--quiet", "-o"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, str(killed)], env=env, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(killed.glob("strength/.partial/*")):  # encoding is done, training has begun
+            time.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "strength" / "strength.parquet").exists()
+    subprocess.run([*cmd, str(killed)], env=env, check=True, capture_output=True)
+    subprocess.run([*cmd, str(tmp_path / "clean")], env=env, check=True, capture_output=True)
+    table = Path("strength") / "strength.parquet"
+    assert (killed / table).read_bytes() == (tmp_path / "clean" / table).read_bytes()
+
+
 def test_threshold_categories_from_the_cli(toy_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "t"
     assert main(["strength", str(toy_file), "-o", str(out), "--members", "2",

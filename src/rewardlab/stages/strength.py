@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +314,8 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
     if extra_summary:
         summary.update(extra_summary)
     write_json(layout.strength_summary, summary)
+    # Finished: the per-job results have served their purpose (a rerun reuses the table).
+    shutil.rmtree(layout.partial_root, ignore_errors=True)
     return StrengthOutput(layout.strength_parquet, layout.strength_jsonl,
                           layout.strength_summary, summary, delta)
 
