@@ -18,6 +18,8 @@ __all__ = [
     "MISSING_FIELD",
     "NOT_AN_OBJECT",
     "NOT_UTF8",
+    "RECORD_TOO_LARGE",
+    "UNKNOWN_WINNER",
     "WRONG_TYPE",
     "DataError",
     "describe_value",
@@ -30,6 +32,8 @@ MISSING_FIELD = "missing_field"
 WRONG_TYPE = "wrong_type"
 NOT_UTF8 = "not_utf8"
 NOT_AN_OBJECT = "not_an_object"
+RECORD_TOO_LARGE = "record_too_large"
+UNKNOWN_WINNER = "unknown_winner"
 # Reasons of errors that are never skipped (they concern a whole input, not one record).
 EMPTY_INPUT = "empty_input"
 INVALID = "invalid"
