@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.data.errors import (
+    BAD_COLUMN_NAME,
     MISSING_FIELD,
     UNKNOWN_WINNER,
     WRONG_TYPE,
@@ -219,6 +220,10 @@ def _extras(record: Mapping[str, Any], columns: Columns) -> dict[str, Any]:
     for key, value in record.items():
         if key in consumed:
             continue
+        if "\0" in key:
+            # Arrow and datasets cut column names at a NUL; the column would be lost.
+            raise DataError("a column name holds a NUL character, which a dataset cannot store; "
+                            "rename the column", field=key, reason=BAD_COLUMN_NAME)
         name = key
         # "input_prompt" may itself be a column of the record: never overwrite one.
         while name in reserved or (name != key and name in record) or name in extras:
@@ -277,7 +282,7 @@ def _winner_side(record: Mapping[str, Any], columns: Columns) -> str:
 
 
 def _missing(record: Mapping[str, Any], name: str, note: str) -> DataError:
-    keys = ", ".join(map(str, list(record)[:12])) or "none"
+    keys = ", ".join(k if k.isprintable() else repr(k) for k in list(record)[:12]) or "none"
     return DataError(f"missing{note} (the record has: {keys})", field=name, reason=MISSING_FIELD)
 
 

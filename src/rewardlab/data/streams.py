@@ -46,6 +46,7 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_BE, "utf-16"))
 _SNIFF_BYTES = 4096
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")
 # "\ud800" .. "\udfff" escapes: valid JSON, but a lone one is not Unicode text.
 ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 ESCAPED_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -116,7 +117,7 @@ class _Utf8Encoder(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         while not self._pending:
             try:
-                chunk = self._text.read(CHUNK // 4)
+                chunk = self._text.read(max(1, CHUNK // 4))
             except UnicodeDecodeError as exc:
                 label = self._codec.upper()
                 raise DataError(f"not valid {label} text although it starts with a {label} "
@@ -215,8 +216,13 @@ class JsonStream:
                 if self.eof or not _maybe_cut_off(exc, len(self.buf)):
                     raise
             else:
-                # A number that ends with the text read so far may go on in the next read.
-                if end < len(self.buf) or self.eof:
+                if end - self.pos > self._limit:
+                    # Refused even when it fits in one read: the limit must not depend on how
+                    # the bytes arrive.
+                    raise RecordTooLarge
+                # A number may go on in the next read ("0" then ".5"): only the end of the
+                # input or a character that cannot continue it ends it.
+                if self.eof or not _NUMBER_TAIL.fullmatch(self.buf, end):
                     self.pos = end
                     return value
             if len(self.buf) - self.pos > self._limit:
