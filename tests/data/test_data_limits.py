@@ -192,3 +192,21 @@ def test_deep_nesting_is_malformed_not_a_crash(tmp_path: Path) -> None:
     path.write_text("[" * 100_000)
     with pytest.raises(DataError, match=f"{path}: line 1: malformed JSON: nested too deeply"):
         read_preferences(path)
+
+
+# --- memory of the built dataset ---------------------------------------------------------------
+
+def test_dataset_fingerprint_is_ours_and_follows_content(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets.arrow_dataset
+
+    # datasets' own fingerprint pickles the whole in-memory table (a full copy at peak).
+    def no_pickling(*args: object, **kwargs: object) -> str:
+        raise AssertionError("datasets fingerprinted the table by pickling it")
+
+    monkeypatch.setattr(datasets.arrow_dataset, "generate_fingerprint", no_pickling)
+    a = write_jsonl(tmp_path / "a.jsonl", EXPLICIT)
+    b = write_jsonl(tmp_path / "b.jsonl", [*EXPLICIT[:2], {**EXPLICIT[2], "votes": 9}])
+    first = read_preferences(a)[0]._fingerprint
+    assert read_preferences(a)[0]._fingerprint == first
+    assert read_preferences(b)[0]._fingerprint != first
