@@ -53,7 +53,6 @@ __all__ = [
     "field_docs",
     "flag",
     "literal_choices",
-    "parse_mapping",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -132,27 +131,14 @@ def _in_unit(obj: Any, name: str, *, high: float = 1.0) -> None:
     _check(value is None or 0 <= value < high, name, f"must be in [0, {high}), got {value}")
 
 
-def parse_mapping(text: str | dict[str, str] | None) -> dict[str, str] | None:
-    """Parse ``prompt=instruction,chosen=output_1,rejected=output_2`` into a dict.
-
-    Keys are canonical columns (``prompt``, ``chosen``, ``rejected``, ``id``); values are the
-    input's column names. A dict passes through after the same checks.
-    """
-    if text is None or text == "":
-        return None
-    if isinstance(text, dict):
-        items = list(text.items())
-    else:
-        items = []
-        for part in text.split(","):
-            key, sep, value = part.partition("=")
-            _check(bool(sep) and key.strip() and value.strip(), "map",
-                   f"expected canonical=column pairs like prompt=instruction, got {part!r}")
-            items.append((key.strip(), value.strip()))
-    allowed = ("id", "prompt", "chosen", "rejected")
-    for key, _ in items:
-        _check(key in allowed, "map", f"unknown canonical column {key!r}; use {', '.join(allowed)}")
-    return dict(items)
+def _data_check(name: str, parse: Any, value: Any) -> Any:
+    """Run a data-package parser; its ``ValueError`` becomes a :class:`ConfigError` naming
+    the flag."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        text = str(exc)
+        raise ConfigError(text if text.startswith("--") else f"{flag(name)}: {text}") from None
 
 
 def positional(nargs: str | None = None) -> Any:
@@ -176,8 +162,22 @@ class LoadConfig:
     """How preference files are read."""
 
     map: str | None = None
-    """Column mapping for inputs in another layout, e.g.
-    prompt=instruction,chosen=output_1,rejected=output_2.
+    """Column mapping for inputs in another layout: prompt=instruction,chosen=output_1,
+    rejected=output_2, or two responses and a column naming the better one:
+    prompt=instruction,a=output_a,b=output_b,winner=preferred.
+    """
+    winner_values: str | None = None
+    """How the winner column's values read, replacing the default table (a/b, A/B,
+    model_a/model_b, 0/1 as the index of the better response, tie words): e.g. 1=a,0=b,tie=tie
+    for SHP, whose labels is 1 when A wins.
+    """
+    ties: Literal["drop", "half"] = "drop"
+    """Pairs whose winner is a tie: drop them (counted), or keep them with target 0.5 (A as
+    chosen), which the loss reads as "no preference".
+    """
+    max_record_bytes: int = 64 * 1024 * 1024
+    """Largest single record (a JSON line or array element, a CSV cell) read; a longer one is a
+    malformed record.
     """
     on_bad: Literal["error", "skip"] = "error"
     """What to do with a malformed record: stop with an error naming file, line and field, or skip
@@ -189,18 +189,27 @@ class LoadConfig:
     """
 
     def __post_init__(self) -> None:
+        from rewardlab.data.mapping import parse_mapping, parse_winner_values
+
         _check_literals(self)
-        parse_mapping(self.map)
+        _at_least(self, 1, "max_record_bytes")
+        mapping = _data_check("map", parse_mapping, self.map)
+        _data_check("winner_values", parse_winner_values, self.winner_values)
+        _check(self.winner_values is None or bool(mapping and "winner" in mapping),
+               "winner_values", "needs a winner column in --map (…,winner=COLUMN)")
 
     @property
     def mapping(self) -> dict[str, str] | None:
         """The parsed ``--map`` value."""
+        from rewardlab.data.mapping import parse_mapping
+
         return parse_mapping(self.map)
 
     def read_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`rewardlab.data.read_preferences`."""
         return {"mapping": self.mapping, "on_bad": self.on_bad,
-                "drop_suspicious": self.drop_suspicious}
+                "drop_suspicious": self.drop_suspicious, "winner_values": self.winner_values,
+                "ties": self.ties, "max_record_bytes": self.max_record_bytes}
 
 
 @dataclass

@@ -45,11 +45,14 @@ newer rewardlab is refused with a clear error instead of being misread."""
 
 @dataclass(frozen=True)
 class Pairs:
-    """Preference pairs as parallel lists of texts (the only input backends need)."""
+    """Preference pairs as parallel lists of texts (the only input backends need), and, when
+    the data says so, each pair's label strength ``target`` ``[N]``: P(chosen ≻ rejected) as
+    labelled (0.5 for a tie kept with ``--ties half``; ``None`` means 1 for every pair)."""
 
     prompt: Sequence[str]
     chosen: Sequence[str]
     rejected: Sequence[str]
+    target: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.prompt)
@@ -58,14 +61,24 @@ class Pairs:
                 f"prompt, chosen and rejected differ in length: "
                 f"{n}, {len(self.chosen)}, {len(self.rejected)}"
             )
+        if self.target is not None and np.shape(self.target) != (n,):
+            raise ValueError(f"target must be [N] = [{n}], got {np.shape(self.target)}")
 
     def __len__(self) -> int:
         return len(self.prompt)
 
     @classmethod
     def from_dataset(cls, ds: Any) -> Pairs:
-        """From a ``datasets.Dataset`` (or any mapping of columns) with the canonical columns."""
-        return cls(list(ds["prompt"]), list(ds["chosen"]), list(ds["rejected"]))
+        """From a ``datasets.Dataset`` (or any mapping of columns) with the canonical columns
+        (and ``target`` when the loader added one)."""
+        names = ds.column_names if hasattr(ds, "column_names") else list(ds)
+        target = (np.asarray(ds["target"], dtype=np.float64) if "target" in names else None)
+        return cls(list(ds["prompt"]), list(ds["chosen"]), list(ds["rejected"]), target)
+
+    @property
+    def label_target(self) -> np.ndarray:
+        """``[N]`` P(chosen ≻ rejected) as labelled: ``target``, or 1 for every pair."""
+        return np.ones(len(self)) if self.target is None else np.asarray(self.target, float)
 
     def identical(self) -> np.ndarray:
         """``[N]`` bool: pairs whose chosen equals rejected. They carry no preference, so every
@@ -79,14 +92,17 @@ class Pairs:
             for text in column:
                 h.update(text.encode("utf-8", "surrogatepass"))
                 h.update(b"\0")
+        if self.target is not None:  # a kept tie trains differently from a plain pair
+            h.update(np.asarray(self.target, dtype=np.float64).tobytes())
         return h.hexdigest()
 
     def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> Pairs:
         """The pairs at ``index``: integer positions, or a boolean mask of length N (numpy or
         torch) selecting the pairs where it is true."""
         idx = as_index(index, len(self))
+        target = None if self.target is None else np.asarray(self.target)[idx]
         return Pairs([self.prompt[i] for i in idx], [self.chosen[i] for i in idx],
-                     [self.rejected[i] for i in idx])
+                     [self.rejected[i] for i in idx], target)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,10 @@ def export_table(strength: pa.Table, plan: DenoisePlan) -> tuple[pa.Table, dict[
     u = strength.column("strength_mean").to_numpy().astype(np.float64)
     rows = strength.to_pylist()
     identical = np.array([r["chosen"] == r["rejected"] for r in rows], dtype=bool)
-    chosen = training_set(u, plan, identical=identical, orientation="written")
+    label = (np.asarray(strength.column("target").to_pylist(), dtype=np.float64)
+             if "target" in strength.column_names else None)
+    chosen = training_set(u, plan, identical=identical, label_target=label,
+                          orientation="written")
     sides = side_column_pairs(strength.column_names)
     out_rows = []
     for k, i in enumerate(chosen.index):
@@ -73,7 +76,7 @@ def export_table(strength: pa.Table, plan: DenoisePlan) -> tuple[pa.Table, dict[
             for a, b in sides:
                 row[a], row[b] = row[b], row[a]
         row["margin"] = float(chosen.margin[k])
-        if plan.smooth > 0:
+        if plan.smooth > 0 or label is not None:  # only where a reader has a use for it
             row["target"] = float(chosen.target[k])
         row["flipped"] = bool(chosen.flipped[k])
         row["strength_mean"] = float(u[i])
@@ -98,10 +101,14 @@ def _choose_plan(layout: RunLayout, denoise: DenoiseConfig) -> tuple[DenoisePlan
                   f"--method NAME exports another"]
 
 
-def _trl_note(plan: DenoisePlan) -> list[str]:
-    """Smoothing has no place in TRL's RewardTrainer: say so, and name what TRL can express."""
+def _trl_note(plan: DenoisePlan, ties: int) -> list[str]:
+    """Soft targets have no place in TRL's RewardTrainer: say so, and name what TRL can
+    express."""
+    notes = [] if not ties else [
+        f"note: {ties} kept ties have target 0.5, which TRL's RewardTrainer cannot read (it "
+        f"trains every row as chosen ≻ rejected); drop them (--ties drop) for TRL"]
     if plan.smooth <= 0:
-        return []
+        return notes
     nearest = dataclasses.replace(plan, smooth=0.0, smooth_where="all")
     name = next((k for k, v in PRESETS.items() if v == nearest), None)
     if name is None:
@@ -109,8 +116,8 @@ def _trl_note(plan: DenoisePlan) -> list[str]:
         name = "the options " + ", ".join(
             f"{f.name}={getattr(nearest, f.name)}" for f in dataclasses.fields(nearest)
             if getattr(nearest, f.name) != getattr(default, f.name))
-    return [f"note: TRL's RewardTrainer reads no soft target, so label smoothing does not "
-            f"travel to it; the `target` column is for trainers that read one. The nearest "
+    return [*notes, f"note: TRL's RewardTrainer reads no soft target, so label smoothing does "
+            f"not travel to it; the `target` column is for trainers that read one. The nearest "
             f"method TRL expresses is {name}."]
 
 
@@ -151,7 +158,9 @@ def export_command(*, run_dir: RunDirConfig, denoise: DenoiseConfig, export: Exp
     if held is not None:
         table = pa.concat_tables([table, held], promote_options="permissive")
     _write(table, output.out_path, export.overwrite)
-    lines += _trl_note(plan)
+    ties = sum(1 for t in table.column("target").to_pylist() if t == 0.5) if (
+        "target" in table.column_names and plan.smooth <= 0) else 0
+    lines += _trl_note(plan, ties)
     lines.append(f"{table.num_rows} pairs written ({counts['flipped']} flipped, "
                  f"{counts['dropped']} dropped, {counts['identical_left_out']} identical left out)")
     if n_held:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rewardlab.config import (
     CommonConfig,
@@ -169,7 +170,10 @@ def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfi
     for job in todo:
         cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
         rm = build_reward_model(cfg, progress=progress)
-        rm.fit(data.subset(job.train[~identical[job.train]]).inputs)
+        train = job.train[~identical[job.train]]
+        # A tie kept with --ties half trains towards 0.5: the per-pair target reaches the loss.
+        rm.fit(data.subset(train).inputs,
+               target=torch.as_tensor(pairs.label_target[train], dtype=torch.float32))
         d = rm.score(data.subset(job.score).inputs).numpy().astype(np.float64)
         if partial is not None:
             with atomic_path(_job_file(partial, job)) as tmp, open(tmp, "wb") as fh:

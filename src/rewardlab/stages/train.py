@@ -82,7 +82,8 @@ def train_reward_model(data: Pairs | PreparedPairs, *, model: ModelConfig,
             raise ValueError("this denoising method needs strength: pass --strength-file "
                              "(a strength.parquet from `rewardlab strength`)")
         strength_mean = np.zeros(len(prepared))
-    chosen = training_set(strength_mean, plan, identical=prepared.pairs.identical())
+    chosen = training_set(strength_mean, plan, identical=prepared.pairs.identical(),
+                          label_target=prepared.pairs.target)
     if len(chosen.index) == 0:
         raise ValueError("no training pairs left after denoising")
     rm = build_reward_model(model, progress=progress)
