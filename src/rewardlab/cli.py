@@ -240,8 +240,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subs = {}
     for name, command in COMMANDS.items():
+        # No abbreviations: --member must not silently mean --members (or a future flag).
         p = sub.add_parser(name, help=_escape(command.summary),
-                           description=_escape(command.summary))
+                           description=_escape(command.summary), allow_abbrev=False)
         for section in command.sections:
             add_config(p, section)
         subs[name] = p
@@ -298,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _print_result(_run(COMMANDS[ns.command], ns))
     except ConfigError as exc:
-        subs[ns.command].exit(2, f"rewardlab {ns.command}: error: {exc}\n")
+        print(f"rewardlab {ns.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -490,6 +490,14 @@ class OutputConfig:
     def out_path(self) -> Path:
         return Path(self.out)
 
+    def folder(self) -> Path:
+        """``--out`` as an output folder: an error naming the flag when it is an existing file."""
+        path = Path(self.out)
+        if path.is_file():
+            raise ConfigError(f"-o/--out: {path} is a file; this command writes a folder (give "
+                              f"a new or existing folder)")
+        return path
+
 
 @dataclass
 class ModelPathConfig:

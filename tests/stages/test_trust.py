@@ -238,3 +238,26 @@ def test_experiment_seeds_are_not_the_strength_members_seeds(tmp_path: Path) -> 
     experiment_seeds = {c.seed for c in _seed_configs(model, 3)}
     assert not experiment_seeds & {job.seed for job in jobs}
     assert experiment_seeds == {derive_seed(4, "experiment", k) for k in range(3)}
+
+
+def test_gain_interval_reads_the_saved_predictions(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from rewardlab.files import write_table
+    from rewardlab.layout import RunLayout
+    from rewardlab.stages.run import gain_interval
+
+    out = RunLayout(tmp_path)
+    rng = np.random.default_rng(0)
+    n = 400
+    base = (rng.random(n) < 0.55).astype(float)
+    better = np.where(rng.random(n) < 0.3, 1.0, base)  # fixes about 30% of the baseline's errors
+    rows = {"method": ["baseline"] * n + ["flip"] * n, "split": ["test"] * (2 * n),
+            "pair": [*range(n), *reversed(range(n))],  # order must not matter
+            "delta_mean": [0.0] * (2 * n), "correct": [*base, *better[::-1]]}
+    write_table(out.compare_predictions, pa.table(rows))
+    res = gain_interval(out, {"method": "flip", "gain_split": "test"})
+    gain = float((better - base).mean())
+    low, high = res["gain_ci95"]
+    assert res["gain_pairs"] == n and low < gain < high and low > 0 and res["distinguishable"]
+    assert gain_interval(out, {"method": "baseline", "gain_split": "test"}) == {}

@@ -244,7 +244,7 @@ def experiment_inputs(*, data: InputConfig, load: LoadConfig, split: SplitConfig
     an ensemble of ``--members`` (no held-out pair ever reaches denoising)."""
     prep = prepare_data(data.data, load=load, split=split, seed=model.seed, noise=noise)
     require_validation(prep, split)
-    layout = RunLayout.of(output.out)
+    layout = RunLayout.of(output.folder())
 
     def measure() -> np.ndarray:
         return run_strength(prep.train, model=model, strength=strength, layout=layout,

@@ -239,7 +239,7 @@ def run_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mode
                 run: RunConfig, output: OutputConfig, common: CommonConfig) -> CommandResult:
     """``rewardlab run``: every stage into one folder, resuming what already finished."""
     settings = RunSettings(load, split, model, strength, noise, experiment)
-    res = run_all(data.data, out=RunLayout.of(output.out), settings=settings,
+    res = run_all(data.data, out=RunLayout.of(output.folder()), settings=settings,
                   progress=not common.quiet, report=not run.no_report)
     return CommandResult([*verdict_lines(res.best_method), *next_steps(res)], res.outputs, res)
 

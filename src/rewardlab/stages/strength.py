@@ -332,7 +332,7 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
 
     ds, report = read_preferences(data.data, **load.read_kwargs())
     ds = inject_flips(ds, noise.inject_flips, seed=noise.inject_seed)
-    res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.out),
+    res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.folder()),
                        progress=not common.quiet, extra_summary={"data": report.to_dict()})
     s = res.summary
     lines = [f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "
