@@ -103,3 +103,26 @@ def test_smoothing_says_it_cannot_travel_to_trl(finished_run: Path, tmp_path: Pa
 
     assert "target" in pq.read_table(out).column_names
 
+
+
+def test_conversational_input_exports_as_trl_messages(tmp_path: Path) -> None:
+    def chat(answer: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": answer}]
+
+    rows = [{"chosen": chat(f"Hello there, friend number {i}!"), "rejected": chat("")}
+            for i in range(40)]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = tmp_path / "s"
+    assert main(["strength", str(data), "-o", str(s), "--members", "2", *FAST]) == 0
+    out = tmp_path / "pairs.jsonl"
+    assert main(["export", str(s), "-o", str(out), "--method", "flip@0.1", "--quiet"]) == 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(written) == 40 and sum(r["flipped"] for r in written) == 4
+    for r in written:
+        assert r["prompt"] == [{"role": "user", "content": "Say hi."}]
+        answers = [r["chosen"][0]["content"], r["rejected"][0]["content"]]
+        # The empty response stays empty, and a flip swaps the message lists.
+        assert answers.index("") == (0 if r["flipped"] else 1)
+        assert all(m["role"] == "assistant" for m in r["chosen"] + r["rejected"])
+        assert not any(k.endswith("_messages") for k in r)

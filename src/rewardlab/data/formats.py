@@ -61,6 +61,7 @@ from rewardlab.data.mapping import DEFAULT_WINNER_VALUES, winner_key
 __all__ = [
     "ASSISTANT_MARKER",
     "FORMATS",
+    "MESSAGE_COLUMNS",
     "RESERVED_COLUMNS",
     "Columns",
     "Pair",
@@ -74,7 +75,12 @@ __all__ = [
 FORMATS = ("explicit", "hh", "conversational", "mapped", "winner")
 ASSISTANT_MARKER = "\n\nAssistant:"
 ROLE_NAMES = {"user": "Human", "human": "Human", "assistant": "Assistant", "system": "System"}
-RESERVED_COLUMNS = frozenset({"id", "prompt", "chosen", "rejected", "source", "suspicious"})
+MESSAGE_COLUMNS = ("prompt_messages", "chosen_messages", "rejected_messages")
+"""Conversational pairs also keep their messages (``[{role, content}, ...]``, prompt and the two
+responses as split), so an export can write TRL's conversational format instead of flattened
+text."""
+RESERVED_COLUMNS = frozenset({"id", "prompt", "chosen", "rejected", "source", "suspicious",
+                              *MESSAGE_COLUMNS})
 """Output columns the loader writes itself; an extra input column of the same name is kept as
 ``input_<name>`` so that nothing is overwritten (``target`` too, when ties are kept)."""
 
@@ -140,6 +146,8 @@ class Pair:
     extras: dict[str, Any] = field(default_factory=dict)
     tie: bool = False
     """The winner label said neither response is better (then chosen is a, rejected b)."""
+    messages: tuple[list[Message], list[Message], list[Message]] | None = None
+    """Conversational input: the prompt, chosen and rejected messages as split."""
 
 
 def detect_format(record: Mapping[str, Any], columns: Columns) -> str | None:
@@ -198,6 +206,9 @@ def normalize(record: Mapping[str, Any], fmt: str, columns: Columns) -> Pair:
                         reason=WRONG_TYPE)
     pair.source = source
     pair.extras = _extras(record, columns)
+    if pair.messages is not None:
+        pair.extras.update({name: [{"role": role, "content": content} for role, content in part]
+                            for name, part in zip(MESSAGE_COLUMNS, pair.messages, strict=True)})
     return pair
 
 
@@ -360,7 +371,7 @@ def _conversational(chosen: list[Message], rejected: list[Message],
     prompt_text = render_messages(prompt) + ASSISTANT_MARKER if prompt else ""
     return Pair(prompt_text, _render_response(chosen, prompt_text),
                 _render_response(rejected, prompt_text), prompt_present=True,
-                early_divergence=early)
+                early_divergence=early, messages=(prompt, chosen, rejected))
 
 
 def render_messages(messages: list[Message]) -> str:

@@ -9,6 +9,10 @@ kept labels and -λ·û for flipped ones, which is what TRL subtracts inside
 ``-log σ(r_c - r_r - margin)``. TRL reads no soft target: ``target`` is written only when the
 method smooths, for trainers that read it, and the export says which TRL method is nearest.
 
+Conversational input is written as conversational messages in TRL's format (``prompt``,
+``chosen``, ``rejected`` as ``[{role, content}]`` lists), not as the flattened text rewardlab
+trains on.
+
 Validation and test pairs of a run are not in its strength table (nothing was measured on them);
 ``--include-held-out`` appends them unchanged (margin 0, ``split`` column).
 """
@@ -31,6 +35,7 @@ from rewardlab.config import (
     OutputConfig,
     RunDirConfig,
 )
+from rewardlab.data.formats import MESSAGE_COLUMNS
 from rewardlab.denoise import PRESETS, DenoisePlan, training_set
 from rewardlab.files import read_json, write_jsonl, write_table
 from rewardlab.layout import STRENGTH_COLUMNS, RunLayout, find_strength_file
@@ -81,8 +86,22 @@ def export_table(strength: pa.Table, plan: DenoisePlan) -> tuple[pa.Table, dict[
         row["flipped"] = bool(chosen.flipped[k])
         row["strength_mean"] = float(u[i])
         out_rows.append(row)
-    counts = {**chosen.counts, "written": len(out_rows)}
+    counts = {**chosen.counts, "written": len(out_rows),
+              "conversational": _as_messages(out_rows)}
     return pa.Table.from_pylist(out_rows), counts
+
+
+def _as_messages(rows: list[dict[str, Any]]) -> bool:
+    """Write conversational input in TRL's conversational format: ``prompt``, ``chosen`` and
+    ``rejected`` as lists of ``{role, content}`` messages (the loader kept them beside the
+    flattened text; an empty response stays an empty message). Only when every row has them:
+    one file cannot mix text and message columns."""
+    if not rows or any(r.get(MESSAGE_COLUMNS[0]) is None for r in rows):
+        return False
+    for row in rows:
+        for name, messages in zip(("prompt", "chosen", "rejected"), MESSAGE_COLUMNS, strict=True):
+            row[name] = row.pop(messages)
+    return True
 
 
 def _choose_plan(layout: RunLayout, denoise: DenoiseConfig) -> tuple[DenoisePlan, list[str]]:
@@ -156,11 +175,19 @@ def export_command(*, run_dir: RunDirConfig, denoise: DenoiseConfig, export: Exp
     table, counts = export_table(read_strength_table(layout.root), plan)
     held, n_held = _held_out(layout, export.include_held_out)
     if held is not None:
-        table = pa.concat_tables([table, held], promote_options="permissive")
+        rows = held.to_pylist()
+        if counts["conversational"] and not _as_messages(rows):
+            raise ValueError("--include-held-out: the held-out pairs are not all "
+                             "conversational, so they cannot join the message-list export")
+        table = pa.concat_tables([table, pa.Table.from_pylist(rows)],
+                                 promote_options="permissive")
     _write(table, output.out_path, export.overwrite)
     ties = sum(1 for t in table.column("target").to_pylist() if t == 0.5) if (
         "target" in table.column_names and plan.smooth <= 0) else 0
     lines += _trl_note(plan, ties)
+    if counts["conversational"]:
+        lines.append("conversational input: prompt, chosen and rejected written as TRL "
+                     "message lists")
     lines.append(f"{table.num_rows} pairs written ({counts['flipped']} flipped, "
                  f"{counts['dropped']} dropped, {counts['identical_left_out']} identical left out)")
     if n_held:
