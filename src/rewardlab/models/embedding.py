@@ -103,7 +103,8 @@ class EmbeddingRewardModel:
         c, e = self.config, self.config.embedding
         return get_encoder(c.model, max_length=c.max_length, pooling=e.pooling,
                            batch_size=c.encode_batch_size,
-                           cache_dir=e.cache_dir or default_cache_dir(),
+                           cache_dir=None if e.cache_dir == "off"
+                           else e.cache_dir or default_cache_dir(),
                            device=str(self.device), progress=self.progress)
 
     @property
