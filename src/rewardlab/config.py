@@ -245,6 +245,12 @@ class EmbeddingConfig:
     """Embedding backend: dropout on each head's hidden layer while training."""
     head_features: Literal["prompt-response", "response"] = "prompt-response"
     """Features seen by each embedding head: [p, r, p*r] (prompt-response) or r alone (response)."""
+    diversity: Literal["none", "bagging", "subspace", "anchored"] = "none"
+    """Embedding backend: what else makes the members differ beyond their seeds and data order:
+    bagging (each trains on its own bootstrap resample of the pairs), subspace (each sees its own
+    random half of the feature dimensions) or anchored (each is pulled toward its own random
+    initial weights). BENCHMARKS.md says what each does to the ensemble's uncertainty.
+    """
 
     def __post_init__(self) -> None:
         _check_literals(self)
