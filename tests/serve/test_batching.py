@@ -73,6 +73,23 @@ def test_concurrent_jobs_merge_and_get_their_own_columns() -> None:
     assert batcher.stats.forward_passes == 1 and batcher.stats.largest_batch == 3
 
 
+def test_the_wait_window_lets_a_later_request_join() -> None:
+    async def scenario(batcher: DynamicBatcher) -> None:
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit(["1"], ["1"], 1))
+        await asyncio.sleep(0.05)  # well inside the window of the first request
+        second = asyncio.ensure_future(batcher.submit(["2"], ["2"], 1))
+        await asyncio.gather(first, second)
+        await batcher.stop()
+
+    model = FakeModel()
+    run(scenario(DynamicBatcher(model, token_budget=100, wait_s=1.0)))
+    assert model.calls == [["1", "2"]]
+    model = FakeModel()
+    run(scenario(DynamicBatcher(model, token_budget=100, wait_s=0.0)))
+    assert model.calls == [["1"], ["2"]]  # no window: the first went alone at once
+
+
 def test_the_token_budget_splits_batches() -> None:
     model = FakeModel()
     batcher = DynamicBatcher(model, token_budget=2, wait_s=1.0)
