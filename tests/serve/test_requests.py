@@ -50,3 +50,13 @@ def test_check_items_passes_good_requests() -> None:
 def test_long_items_count_prompt_and_response_together() -> None:
     flags = long_items(np.array([3, 5, 0]), np.array([5, 6, 9]), max_length=8)
     assert flags.tolist() == [False, True, True]
+
+
+def test_token_counts_of_huge_texts_are_not_tokenized(scorer) -> None:
+    from rewardlab.serve.scorer import CHARS_PER_TOKEN_LIMIT
+
+    huge = "x" * (CHARS_PER_TOKEN_LIMIT * scorer.max_length + 1)
+    counts = scorer.token_counts(["two words", huge])
+    assert counts[0] == len(scorer.tokenizer("two words", add_special_tokens=False)["input_ids"])
+    assert counts[1] == scorer.max_length + 1
+    assert scorer.tokenizer is not scorer.model.encoder.tokenizer  # a copy for this thread

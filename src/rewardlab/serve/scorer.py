@@ -7,6 +7,7 @@ turns its output into the statistics of :mod:`rewardlab.serve.ensemble`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -17,7 +18,10 @@ import numpy as np
 
 from rewardlab.serve.ensemble import RewardStats, reward_statistics
 
-__all__ = ["EnsembleScorer"]
+__all__ = ["CHARS_PER_TOKEN_LIMIT", "EnsembleScorer"]
+
+CHARS_PER_TOKEN_LIMIT = 32
+"""Texts longer than this many characters per allowed token count as over-long unread."""
 
 
 class EnsembleScorer:
@@ -66,21 +70,33 @@ class EnsembleScorer:
 
     @property
     def tokenizer(self) -> Any:
-        """The tokenizer that measures texts for this model: the fine-tuned model's own, or the
-        embedding backend's frozen encoder's (the protocol has no tokenizer of its own, so this
-        is the one place that looks for either)."""
+        """A private copy of the tokenizer that measures texts for this model: the fine-tuned
+        model's own, or the embedding backend's frozen encoder's (the protocol has no tokenizer
+        of its own, so this is the one place that looks for either). A copy, because a fast
+        tokenizer must not be used from two threads at once, and the model's own one tokenizes
+        in the thread that scores."""
         if self._tokenizer is None:
             tok = getattr(self.model, "tokenizer", None)
-            self._tokenizer = tok if tok is not None else self.model.encoder.tokenizer
+            self._tokenizer = copy.deepcopy(tok if tok is not None
+                                            else self.model.encoder.tokenizer)
         return self._tokenizer
 
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:
-        """``[n]`` token counts of ``texts`` (no special tokens, nothing truncated)."""
-        if not texts:
-            return np.zeros(0, dtype=np.int64)
-        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                             verbose=False)["input_ids"]
-        return np.array([len(x) for x in ids], dtype=np.int64)
+        """``[n]`` token counts of ``texts`` (no special tokens), for the batch budget and the
+        over-long check.
+
+        A text longer than :data:`CHARS_PER_TOKEN_LIMIT` characters per token of the model's
+        max length is counted as max length + 1 without being tokenized: it is over the limit
+        for any natural text, and tokenizing megabytes would hold up the server.
+        """
+        cap = CHARS_PER_TOKEN_LIMIT * self.max_length
+        short = [i for i, t in enumerate(texts) if len(t) <= cap]
+        counts = np.full(len(texts), self.max_length + 1, dtype=np.int64)
+        if short:
+            ids = self.tokenizer([texts[i] for i in short], add_special_tokens=False,
+                                 truncation=False, verbose=False)["input_ids"]
+            counts[short] = [len(x) for x in ids]
+        return counts
 
     def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """Every member's reward of each item: ``[M, N]`` float64, in one call of the model."""
