@@ -55,19 +55,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-args", default="", help="extra `rewardlab serve` flags")
     p.add_argument("--server-threads", type=int, default=0,
                    help="torch CPU threads of the server (OMP_NUM_THREADS); 0: torch's choice")
+    p.add_argument("--cut-chars", type=int, default=0,
+                   help="keep the last N characters of each prompt and the first N of each "
+                        "response (short texts, where per-request overhead dominates); 0: whole")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the results here")
     return p.parse_args(argv)
 
 
-def load_items(patterns: list[str], n: int, seed: int) -> list[tuple[str, str]]:
-    """``n`` random (prompt, response) items from HH-RLHF (chosen and rejected alike)."""
+def load_items(patterns: list[str], n: int, seed: int, cut: int) -> list[tuple[str, str]]:
+    """``n`` random (prompt, response) items from HH-RLHF (chosen and rejected alike), cut to
+    ``cut`` characters each when ``cut`` > 0."""
     from rewardlab.data import read_preferences
 
     ds, _ = read_preferences(expand(patterns))
     rng = random.Random(seed)
     rows = rng.sample(range(len(ds)), min(n, len(ds)))
-    return [(ds[i]["prompt"], ds[i][rng.choice(["chosen", "rejected"])]) for i in rows]
+    items = [(ds[i]["prompt"], ds[i][rng.choice(["chosen", "rejected"])]) for i in rows]
+    return [(p[-cut:], r[:cut]) for p, r in items] if cut > 0 else items
 
 
 def train_model(args: argparse.Namespace, folder: Path) -> Path:
@@ -190,8 +195,9 @@ def markdown(results: dict) -> str:
     runs = results["runs"]
     base = {r["clients"]: r["rps"] for r in runs if r["mode"] == "no-batching"}
     lines = [f"M={results['members']}, {results['requests']} single-item requests per run to "
-             f"{results['endpoint']}, CPUs {results['cpu_count']}, load average before "
-             f"{results['load_before']}",
+             f"{results['endpoint']}, texts cut to {results['cut_chars'] or 'no'} characters, "
+             f"CPUs {results['cpu_count']}, load average before {results['load_before']}, "
+             f"after {results['load_after']}",
              "", "| mode | clients | req/s | vs no batching | p50 ms | p99 ms | failed | lost |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
@@ -203,7 +209,7 @@ def markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    items = load_items(args.data, 2000, args.seed)
+    items = load_items(args.data, 2000, args.seed, args.cut_chars)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or train_model(args, Path(tmp))
         members = json.loads((Path(model) / "rewardlab.json").read_text())["config"]["members"]
@@ -212,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         for mode in args.modes.split(","):
             runs += asyncio.run(run_mode(args, Path(model), mode, items))
     results = {"members": members, "requests": args.requests, "endpoint": args.endpoint,
+               "cut_chars": args.cut_chars,
                "cpu_count": os.cpu_count(), "load_before": load_before,
                "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()), "runs": runs}
     print(markdown(results))

@@ -222,3 +222,16 @@ def test_fuzz_the_openapi_schema(server: str, mode: str) -> None:
                                        content_type_conformance, response_schema_conformance])
 
     check()
+
+
+def test_the_finetune_backend_serves_too(finetune_model) -> None:
+    from rewardlab.serve.scorer import EnsembleScorer
+
+    ft = EnsembleScorer.load(finetune_model, penalty=1.0, feature_cache=False)
+    with running_server(ft) as url:
+        info = httpx.get(f"{url}/info").json()
+        assert info["backend"] == "finetune" and info["members"] == 2
+        got = httpx.post(f"{url}/get_reward", json={"query": ["the cat good dog"],
+                                                    "prompts": ["the cat"]}).json()
+    np.testing.assert_allclose(got["rewards"], ft.score(["the cat"], [" good dog"]).uwo,
+                               atol=1e-5)
