@@ -97,3 +97,25 @@ def test_rewardlab_imports_without_the_serve_extra() -> None:
             "from rewardlab.stages import score\n"
             "assert 'fastapi' not in [m for m in sys.modules if sys.modules[m]]\n")
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+
+def test_the_api_key_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                   embedding_model: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    import rewardlab.serve.server as server
+    from rewardlab.cli import main
+
+    seen = {}
+
+    def fake_run(scorer, settings, *, quiet):
+        seen["settings"] = settings
+        return {"stopped_by": ["SIGTERM"],
+                "batching": {"requests": 0, "items": 0, "forward_passes": 0}}
+
+    monkeypatch.setattr(server, "run_server", fake_run)
+    monkeypatch.setenv("REWARDLAB_API_KEY", " from-env ")
+    assert main(["serve", str(embedding_model), "--quiet"]) == 0
+    assert seen["settings"].api_key == "from-env"
+    assert "stopped (SIGTERM): served 0 requests" in capsys.readouterr().out
+    assert main(["serve", str(embedding_model), "--api-key", "flag", "--quiet"]) == 0
+    assert seen["settings"].api_key == "flag"  # the flag wins
