@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-
-from conftest import running_server
+from serve_helpers import running_server
 
 PROMPTS = [f"Question {i}: please help with topic {i % 11}." for i in range(12)]
 RESPONSES = [["Sure! Here is a clear, detailed and helpful answer.", "No.", "Whatever.",

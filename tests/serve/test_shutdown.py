@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serve_helpers import free_port
 
-from conftest import free_port
 from rewardlab.config import ServeConfig
 from rewardlab.serve.server import security_warning
 
@@ -65,7 +65,8 @@ def test_sigterm_finishes_requests_in_flight(embedding_model: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert all(results[k].status_code == 200 for k in range(n))
+    assert all(results[k].status_code == 200 for k in range(n)), [
+        (results[k].status_code, results[k].text[:200]) for k in range(n)] + [err[-3000:]]
     assert all(len(results[k].json()["mean"]) == 48 for k in range(n))
     assert f"stopped (SIGTERM): served {n} requests" in out
 

@@ -199,6 +199,7 @@ def create_app(scorer: EnsembleScorer, settings: ServeConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.scorer.warm_up()  # before the first request, not during it
         await service.batcher.start()
         yield
         await service.batcher.stop()  # after the server has finished the requests in flight

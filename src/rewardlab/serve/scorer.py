@@ -98,6 +98,12 @@ class EnsembleScorer:
             counts[short] = [len(x) for x in ids]
         return counts
 
+    def warm_up(self) -> None:
+        """Load the tokenizer and the weights now (they load lazily): a server's first request
+        then costs what any other does, and loading never holds up requests in flight."""
+        self.token_counts(["warm up"])
+        self.rewards(["warm up"], ["warm up"])
+
     def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """Every member's reward of each item: ``[M, N]`` float64, in one call of the model."""
         if len(prompts) != len(responses):
