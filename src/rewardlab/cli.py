@@ -35,9 +35,12 @@ from rewardlab.config import (
     ReportConfig,
     RunConfig,
     RunDirConfig,
+    ScoreConfig,
+    ServeConfig,
     SplitConfig,
     StrengthConfig,
     SyntheticConfig,
+    UncertaintyConfig,
     field_docs,
     field_types,
     flag,
@@ -137,6 +140,19 @@ COMMANDS: dict[str, Command] = {
                  only=("model", "max_length", "seed", "device", "encode_batch_size",
                        "embedding.pooling", "embedding.cache_dir")),
          Section("synthetic", SyntheticConfig, "synthetic labels"), OUT, COMMON)),
+    "score": Command(
+        "Score responses or pairs with a saved ensemble: mean, std, members, uwo and min.",
+        "rewardlab.stages.score:score_command",
+        (Section("model_path", ModelPathConfig), DATA,
+         Section("load", LoadConfig, "loading", only=("map", "on_bad", "drop_suspicious")),
+         Section("uncertainty", UncertaintyConfig, "uncertainty"),
+         Section("score", ScoreConfig, "scoring"), OUT, COMMON)),
+    "serve": Command(
+        "Serve a saved ensemble over HTTP (OpenRLHF's /get_reward, and /score) with batching.",
+        "rewardlab.stages.score:serve_command",
+        (Section("model_path", ModelPathConfig), Section("uncertainty", UncertaintyConfig,
+                                                         "uncertainty"),
+         Section("serve", ServeConfig, "server"), COMMON)),
 }
 
 DESCRIPTION = """\

@@ -46,9 +46,12 @@ __all__ = [
     "ReportConfig",
     "RunConfig",
     "RunDirConfig",
+    "ScoreConfig",
+    "ServeConfig",
     "SplitConfig",
     "StrengthConfig",
     "SyntheticConfig",
+    "UncertaintyConfig",
     "config_dict",
     "field_docs",
     "flag",
@@ -247,7 +250,9 @@ class EmbeddingConfig:
     decoders).
     """
     cache_dir: str | None = None
-    """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab)."""
+    """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab);
+    'off' keeps no cache on disk.
+    """
     hidden: int = 128
     """Hidden width of each embedding-backend MLP head."""
     proj_dim: int = 64
@@ -260,6 +265,12 @@ class EmbeddingConfig:
     """Embedding backend: dropout on each head's hidden layer while training."""
     head_features: Literal["prompt-response", "response"] = "prompt-response"
     """Features seen by each embedding head: [p, r, p*r] (prompt-response) or r alone (response)."""
+    diversity: Literal["none", "bagging", "subspace", "anchored"] = "none"
+    """Embedding backend: what else makes the members differ beyond their seeds and data order:
+    bagging (each trains on its own bootstrap resample of the pairs), subspace (each sees its own
+    random half of the feature dimensions) or anchored (each is pulled toward its own random
+    initial weights). BENCHMARKS.md says what each does to the ensemble's uncertainty.
+    """
 
     def __post_init__(self) -> None:
         _check_literals(self)
@@ -484,7 +495,7 @@ class OutputConfig:
     """Where a command writes."""
 
     out: str = field(default="", metadata={"short": "-o", "required": True})
-    """Output folder (a file for export and synthetic)."""
+    """Output folder (a file for export, synthetic and score)."""
 
     @property
     def out_path(self) -> Path:
@@ -579,3 +590,75 @@ class SyntheticConfig:
 def config_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as a plain (nested) dict, for summaries and cache fingerprints."""
     return dataclasses.asdict(obj)
+
+
+# -- score and serve: an ensemble's rewards, with its uncertainty -----------------------------
+@dataclass
+class UncertaintyConfig:
+    """How the ensemble's disagreement lowers a reward."""
+
+    uncertainty_penalty: float = 1.0
+    """Lambda of reward_uwo = mean - lambda * variance over members (population variance;
+    uncertainty-weighted optimization, Coste et al. 2024); 0 makes it the mean.
+    """
+
+    def __post_init__(self) -> None:
+        _check(self.uncertainty_penalty >= 0 and self.uncertainty_penalty != float("inf"),
+               "uncertainty_penalty", f"must be finite and >= 0, got {self.uncertainty_penalty}")
+
+
+@dataclass
+class ScoreConfig:
+    """How `score` works through its input."""
+
+    chunk: int = 256
+    """Items scored per step (the progress bar moves once per step)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "chunk")
+
+
+@dataclass
+class ServeConfig:
+    """How `serve` listens, batches and checks requests."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on. The default takes connections from this machine only; 0.0.0.0 takes
+    them from anywhere, with no authentication unless --api-key is given.
+    """
+    port: int = 8000
+    """TCP port to listen on."""
+    reward: Literal["mean", "uwo", "min"] = "uwo"
+    """The reward /get_reward returns (OpenRLHF trains on it): the members' mean, uwo (mean -
+    penalty * variance) or min (the worst member).
+    """
+    api_key: str | None = None
+    """Require 'Authorization: Bearer KEY' on every endpoint but /health (default:
+    $REWARDLAB_API_KEY when set; the environment keeps the key out of the process list).
+    OpenRLHF's client sends no such header.
+    """
+    no_batching: bool = False
+    """Run every request alone, one forward pass per request (as OpenRLHF's serve_rm does)."""
+    batch_tokens: int = 16384
+    """Token budget of one merged forward pass (prompt and response tokens of all its items)."""
+    batch_wait_ms: float = 2.0
+    """How long the oldest waiting request may wait for others to join its forward pass."""
+    max_items: int = 512
+    """Most items in one request; a larger request is refused with 413."""
+    max_request_mb: float = 32.0
+    """Largest request body in MiB; a larger one is refused with 413."""
+    on_long: Literal["truncate", "refuse"] = "truncate"
+    """An item whose prompt and response together exceed the model's max length: score it
+    truncated (the prompt keeps its end; /score reports it) or refuse the request with 422.
+    """
+    shutdown_timeout: float = 30.0
+    """Seconds to finish the requests in flight after SIGTERM or Ctrl-C before closing."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _check(0 <= self.port <= 65535, "port", f"must be in 0..65535, got {self.port}")
+        _at_least(self, 1, "batch_tokens", "max_items")
+        _at_least(self, 0, "batch_wait_ms", "shutdown_timeout")
+        _check(self.max_request_mb > 0, "max_request_mb",
+               f"must be positive, got {self.max_request_mb}")
+        _check(self.api_key is None or bool(self.api_key.strip()), "api_key", "is empty")
