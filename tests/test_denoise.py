@@ -69,6 +69,8 @@ def test_ties_broken_by_order_and_exact_count() -> None:
 
 
 def test_unknown_method_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="choose one of baseline, flip, drop, smooth, margin, "):
+        resolve_plan("clean")
     with pytest.raises(ValueError) as err:
         resolve_plan("clean")
     for name in PRESETS:
@@ -99,7 +101,7 @@ def test_at_syntax_sets_the_main_knob() -> None:
     assert resolve_plan("soft+margin@0.2").smooth == 0.2
     assert resolve_plan("margin@0.5").margin_scale == 0.5
     assert denoise(U, "flip@0.3").flipped.sum() == 3
-    with pytest.raises(ValueError, match="no knob"):
+    with pytest.raises(ValueError, match=r"^'baseline@0.1': the baseline preset has no knob"):
         resolve_plan("baseline@0.1")
     with pytest.raises(ValueError, match="number"):
         resolve_plan("flip@lots")
@@ -154,6 +156,31 @@ def test_smoothing_only_negative_pairs_with_a_flip() -> None:
     assert r.target.tolist() == pytest.approx([0.2 if i in (3, 1) else 0.8 for i in range(10)])
 
 
+def test_flip_negative_adds_to_a_flip_cut() -> None:
+    # The lowest 50% (three negative, 0.2 and 0.5) together with every û < 0.
+    r = denoise(V, DenoisePlan(flip=0.5, flip_negative=True))
+    assert r.flipped.tolist() == _mask(10, [3, 1, 8, 6, 4])
+    r = denoise(V, DenoisePlan(flip=0.1, flip_negative=True))
+    assert r.flipped.tolist() == _mask(10, [3, 1, 8])
+
+
+def test_ties_at_the_cut_go_to_the_earlier_pairs() -> None:
+    # Hundreds of pairs on a few distinct values: the cut takes the tied pairs in input order.
+    u = np.round(np.random.default_rng(2).normal(size=300))
+    flipped = denoise(u, DenoisePlan(flip=0.3)).flipped
+    assert flipped.sum() == 90
+    edge = u[flipped].max()
+    tied = np.flatnonzero(u == edge)
+    assert (u[u < edge].size + np.cumsum(flipped[tied]) <= 90).all()
+    assert (flipped[tied] == (np.arange(tied.size) < 90 - (u < edge).sum())).all()
+
+
+def test_integer_strength_gives_float_targets_and_margins() -> None:
+    r = denoise(np.array([3, -1, 2, 0, 5]), "flip")
+    assert r.margin.dtype == r.target.dtype == np.float64
+    assert r.flipped.tolist() == [False, True, False, False, False]
+
+
 def test_zero_strength_is_not_negative() -> None:
     u = np.array([0.0, -0.5, 1.0, 2.0])
     r = denoise(u, "soft+margin:flipped")
@@ -168,6 +195,8 @@ def test_counts_by_hand_for_a_drop_with_margin() -> None:
     assert c == {"pairs": 10, "kept": 7, "dropped": 3, "flipped": 0, "smoothed": 0,
                  "with_margin": 10}
     assert denoise(V, "smooth").counts()["with_margin"] == 0
+    # A flipped pair's target 0 is not smoothing.
+    assert denoise(V, "flip").counts()["smoothed"] == 0
     assert denoise(V, DenoisePlan(drop=0.3, margin=True, margin_scale=2.0)).margin.tolist() == (
         2.0 * V).tolist()
 
@@ -185,14 +214,18 @@ def test_ineligible_pairs_are_never_chosen_nor_counted() -> None:
     assert (~r.keep).tolist() == _mask(15, [4, 11, 8])
     r = denoise(u, DenoisePlan(flip_negative=True), eligible=ok)
     assert r.flipped.tolist() == _mask(15, [4, 11])
+    # A 0/1 mask means the same as a bool one.
+    r = denoise(u, DenoisePlan(flip=0.3), eligible=ok.astype(int))
+    assert r.flipped.tolist() == _mask(15, [4, 11, 8])
     with pytest.raises(ValueError, match=r"eligible must be \[N\]"):
         denoise(u, "flip", eligible=ok[:-1])
 
 
 def _mirrored(n: int, eta: float, seed: int) -> np.ndarray:
+    """Well-separated û, exactly ``round(eta · n)`` of them mirrored, in random order."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(2.0, 1.0, size=n)
-    return np.where(rng.random(n) < eta, -x, x)
+    sign = np.where(np.arange(n) < round(eta * n), -1.0, 1.0)
+    return rng.permutation(sign * np.abs(rng.normal(2.0, 1.0, size=n)))
 
 
 def test_flip_at_auto_flips_the_estimated_share() -> None:
@@ -243,7 +276,7 @@ def test_at_auto_and_its_errors() -> None:
     assert resolve_plan("flip@0.3", flip=None).flip == 0.3
     with pytest.raises(ValueError, match="unknown option"):
         resolve_plan("flip", flips=0.1)
-    with pytest.raises(ValueError, match="set flip or drop too"):
+    with pytest.raises(ValueError, match=r"^auto_cut sizes a flip or drop cut: set flip or drop"):
         DenoisePlan(auto_cut=True)
 
 
@@ -252,12 +285,15 @@ def test_no_method_is_the_baseline() -> None:
     assert denoise(V).counts() == denoise(V, "baseline").counts()
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"flip": 1.0}, {"flip": -0.1}, {"drop": 1.0}, {"drop": -0.1}, {"smooth": 0.5},
-    {"smooth": -0.1}, {"smooth_where": "positive"},
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"flip": 1.0}, r"flip must be in \[0, 1\)"), ({"flip": -0.1}, r"flip must be in \[0, 1\)"),
+    ({"drop": 1.0}, r"drop must be in \[0, 1\)"), ({"drop": -0.1}, r"drop must be in \[0, 1\)"),
+    ({"smooth": 0.5}, r"smooth must be in \[0, 0.5\)"),
+    ({"smooth": -0.1}, r"smooth must be in \[0, 0.5\)"),
+    ({"smooth_where": "positive"}, "smooth_where must be one of \\('all', 'negative'\\)"),
 ])
-def test_plan_refuses_out_of_range_values(kwargs: dict) -> None:
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
+def test_plan_refuses_out_of_range_values(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         DenoisePlan(**kwargs)
 
 
@@ -279,7 +315,7 @@ def test_which_plans_read_strength(plan: DenoisePlan, reads: bool) -> None:
 def test_denoise_refuses_bad_strength() -> None:
     with pytest.raises(ValueError, match=r"strength_mean must be \[N\]"):
         denoise(np.zeros((2, 3)), "flip")
-    with pytest.raises(ValueError, match="infinite"):
+    with pytest.raises(ValueError, match=r"^strength_mean holds NaN or infinite values$"):
         denoise(np.array([0.0, np.inf]), "flip")
 
 
@@ -296,6 +332,14 @@ def test_training_set_leaves_identical_pairs_out_of_cut_and_share() -> None:
     # ⌊0.3 · 9⌋ = 2 dropped (pairs 1 and 8), pair 3 left out: 7 trained on.
     assert ts.index.tolist() == [0, 2, 4, 5, 6, 7, 9]
     assert ts.counts["trained_on"] == 7 and ts.counts["dropped"] == 2
+    # A 0/1 mask means the same as a bool one.
+    ts = training_set(V, "drop@0.3", identical=identical.astype(int))
+    assert ts.index.tolist() == [0, 2, 4, 5, 6, 7, 9]
+
+
+def test_training_set_refuses_unknown_orientations() -> None:
+    with pytest.raises(ValueError, match="orientation must be 'label' or 'written', got 'writen'"):
+        training_set(V, "flip", identical=np.zeros(10, dtype=bool), orientation="writen")
 
 
 def test_training_set_label_and_written_orientation() -> None:

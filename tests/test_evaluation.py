@@ -1,5 +1,7 @@
 """Metrics on hand-made reward differences."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -44,30 +46,46 @@ def test_accuracy_of_tensors_unsorted_and_empty() -> None:
     d = torch.tensor([-0.5, 2.0, 0.0, 1e-9, -3.0])
     assert accuracy(d) == pytest.approx(0.4)
     assert accuracy(d[torch.randperm(5)]) == pytest.approx(0.4)
-    assert np.isnan(accuracy(np.array([])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nan by design, not numpy's "mean of empty slice"
+        assert np.isnan(accuracy(np.array([])))
 
 
-# Confidences 0.62 (right), 0.62 (wrong), 0.87 (right), 0.5 (a tie: wrong), 1.0 (wrong).
-ECE_DELTA = np.array([_logit(0.62), -_logit(0.62), _logit(0.87), 0.0, -40.0])
+# Confidence (right or wrong): 0.62 (right) twice, 0.87 (wrong), 0.88 (right), 0.5 (a tie:
+# wrong), 1.0 (wrong), 0.57 (right). Gaps of opposite sign share some bins, so merging bins
+# changes the ECE.
+ECE_DELTA = np.array([_logit(0.62), _logit(0.62), -_logit(0.87), _logit(0.88), 0.0, -40.0,
+                      _logit(0.57)])
 
 
-def test_ece_with_several_bins_by_hand() -> None:
-    # Ten bins of width 0.05: [0.6, 0.65) holds 2 pairs, |0.62 - 1/2| -> 2/5 · 0.12; [0.85, 0.9)
-    # |0.87 - 1| -> 1/5 · 0.13; [0.5, 0.55) |0.5 - 0| -> 1/5 · 0.5; the last bin includes
-    # confidence 1.0: |1 - 0| -> 1/5 · 1.
-    expected = 0.4 * 0.12 + 0.2 * 0.13 + 0.2 * 0.5 + 0.2 * 1.0
+def test_ece_with_ten_bins_by_hand() -> None:
+    # Bins of width 0.05, each adding n_bin / 7 · |mean confidence - accuracy|:
+    # [0.5, 0.55): |0.5 - 0|; [0.55, 0.6): |0.57 - 1|; [0.6, 0.65): 2 · |0.62 - 1|;
+    # [0.85, 0.9): 2 · |0.875 - 1/2|; [0.95, 1] holds confidence 1.0: |1 - 0|.
+    expected = (0.5 + 0.43 + 2 * 0.38 + 2 * 0.375 + 1.0) / 7
     assert expected_calibration_error(ECE_DELTA) == pytest.approx(expected, rel=1e-9)
-    perm = RNG.permutation(5)
+    assert expected_calibration_error(ECE_DELTA, bins=10) == pytest.approx(expected, rel=1e-9)
+    perm = RNG.permutation(7)
     assert expected_calibration_error(ECE_DELTA[perm]) == pytest.approx(expected, rel=1e-9)
 
 
 def test_ece_bins_by_hand() -> None:
-    # One bin: |mean confidence - accuracy| = |3.61 / 5 - 2 / 5|.
-    assert expected_calibration_error(ECE_DELTA, bins=1) == pytest.approx(0.322, rel=1e-9)
-    # Two bins, [0.5, 0.75) and [0.75, 1]: {0.62, 0.62, 0.5} with 1 right, {0.87, 1.0} with 1.
-    two = 0.6 * abs(1.74 / 3 - 1 / 3) + 0.4 * abs(1.87 / 2 - 1 / 2)
+    # One bin: |5.06 / 7 - 4 / 7|.
+    assert expected_calibration_error(ECE_DELTA, bins=1) == pytest.approx(1.06 / 7, rel=1e-9)
+    # Two bins, [0.5, 0.75) and [0.75, 1]: {0.5, 0.57, 0.62, 0.62} with 3 right,
+    # {0.87, 0.88, 1.0} with 1 right.
+    two = 4 / 7 * abs(2.31 / 4 - 3 / 4) + 3 / 7 * abs(2.75 / 3 - 1 / 3)
     assert expected_calibration_error(ECE_DELTA, bins=2) == pytest.approx(two, rel=1e-9)
-    assert np.isnan(expected_calibration_error(np.array([])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(expected_calibration_error(np.array([])))
+
+
+def test_ece_default_is_ten_bins() -> None:
+    # 0.555 (right) and 0.595 (wrong) share [0.55, 0.6) of ten bins: |0.575 - 1/2|. Eleven bins
+    # would part them: (0.445 + 0.595) / 2.
+    d = np.array([_logit(0.555), -_logit(0.595)])
+    assert expected_calibration_error(d) == pytest.approx(0.075, rel=1e-9)
 
 
 def test_ece_stays_finite_for_huge_deltas() -> None:

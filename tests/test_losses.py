@@ -121,5 +121,7 @@ def test_sum_and_mean_by_hand() -> None:
     assert float(preference_loss(d, reduction="sum")) == pytest.approx(4 * math.log(2))
     assert float(preference_loss(d, reduction="mean")) == pytest.approx(math.log(2))
     # A per-pair target shaped like delta but of another shape is refused, naming the argument.
-    with pytest.raises(ValueError, match="target has shape"):
+    with pytest.raises(ValueError, match=r"^target has shape \(3,\) but delta has shape \(4,\)"):
         preference_loss(d, target=torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^margin has shape \(4, 1\) but delta has shape"):
+        preference_loss(d, margin=torch.ones(4, 1, dtype=torch.float64))

@@ -1,9 +1,12 @@
 """Known noise injection: exact counts, seeds, near-tie weighting, and id-based flips."""
 
+import logging
+from typing import Any
+
 import numpy as np
 import pytest
 
-from rewardlab.noise import choose_flips, flips_by_id
+from rewardlab.noise import choose_flips, flips_by_id, inject_flips, swap_labels
 
 
 def test_exact_count_and_determinism() -> None:
@@ -67,7 +70,7 @@ def test_errors() -> None:
         choose_flips(10, 0.1, seed=0, kind="other")
     with pytest.raises(ValueError, match="gap"):
         choose_flips(10, 0.1, seed=0, kind="near-tie")
-    with pytest.raises(ValueError, match=r"shape \[n\]"):
+    with pytest.raises(ValueError, match=r"^near-tie noise needs the true gap of every pair"):
         choose_flips(10, 0.1, seed=0, kind="near-tie", gap=np.zeros(9))
     for fraction in (1.0, -0.1):
         with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\)"):
@@ -114,3 +117,34 @@ def test_ids_that_are_not_plain_text_still_hash() -> None:
     assert flags.shape == (3,)
     assert flips_by_id(["\ud800"], 0.5, seed=0)[0] == flips_by_id(["\ud800", "x"], 0.5,
                                                                      seed=0)[0]
+
+
+def _dataset() -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_dict({"id": [f"p{i}" for i in range(40)],
+                              "chosen": [f"good {i}" for i in range(40)],
+                              "rejected": [f"bad {i}" for i in range(40)]})
+
+
+def test_swap_labels_swaps_exactly_the_masked_pairs() -> None:
+    mask = np.zeros(40, dtype=bool)
+    mask[[3, 17, 38]] = True
+    out = swap_labels(_dataset(), mask)
+    assert out["injected_flip"] == mask.tolist()
+    for i, row in enumerate(out):
+        good, bad = f"good {i}", f"bad {i}"
+        assert (row["chosen"], row["rejected"]) == ((bad, good) if mask[i] else (good, bad))
+
+
+def test_inject_flips_swaps_the_pairs_their_ids_choose(caplog: pytest.LogCaptureFixture) -> None:
+    ds = _dataset()
+    with caplog.at_level(logging.INFO, logger="rewardlab"):
+        out = inject_flips(ds, 0.3, seed=4)
+    expected = flips_by_id(ds["id"], 0.3, seed=4)
+    assert out["injected_flip"] == expected.tolist()
+    assert [c.startswith("bad") for c in out["chosen"]] == expected.tolist()
+    ours = [r.getMessage() for r in caplog.records if r.name == "rewardlab"]
+    assert ours == [f"injected {int(expected.sum())} label flips (seed 4)"]
+    # No noise asked: the data set comes back untouched, without the extra column.
+    assert inject_flips(ds, 0.0, seed=4) is ds

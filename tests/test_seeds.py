@@ -39,5 +39,6 @@ def test_derived_seed_is_the_same_in_a_fresh_process() -> None:
 def test_member_seeds_are_distinct_and_in_range() -> None:
     seeds = {member_seed(s, m) for s in range(50) for m in range(50)}
     assert len(seeds) == 2500
-    assert all(0 <= x < 2**31 - 1 for x in seeds)
+    assert all(isinstance(x, int) and 0 <= x < 2**31 - 1 for x in seeds)
+    assert 0 <= member_seed(2**40, 3) < 2**31 - 1
     assert member_seed(5, 0) == member_seed(5, 0)

@@ -1,5 +1,7 @@
 """Strength statistics, ranks, groups, categories, AUROC and Spearman on hand-made arrays."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,7 @@ def test_single_member_has_zero_std() -> None:
 
 
 def test_rejects_non_finite() -> None:
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=r"^delta holds NaN or infinite values$"):
         strength_statistics(np.array([[np.nan, 1.0]]))
 
 
@@ -136,6 +138,12 @@ def test_statistics_reject_bad_shapes_and_infinities() -> None:
     assert strength_statistics(np.array([[1.5, -0.5]])).mean.tolist() == [1.5, -0.5]
 
 
+def test_statistics_are_float64_whatever_the_input() -> None:
+    # Δ from a float32 (or bf16) model: û and σ̂ are still computed and kept in float64.
+    s = strength_statistics(np.array([[0.1, 2.0], [0.3, -1.0]], dtype=np.float32))
+    assert s.mean.dtype == s.std.dtype == s.members.dtype == np.float64
+
+
 def test_statistics_three_members_by_hand() -> None:
     # pair 0: members 0, 3, 6 -> û 3, σ̂ sqrt((9 + 0 + 9) / 3) = sqrt(6)
     # pair 1: members -1, -1, 2 -> û 0, σ̂ sqrt((1 + 1 + 4) / 3) = sqrt(2)
@@ -151,6 +159,16 @@ def test_ranks_are_stable_on_ties_and_permute_with_the_input() -> None:
     perm = RNG.permutation(50)
     assert (strength_ranks(u[perm]) == strength_ranks(u)[perm]).all()
     assert sorted(strength_ranks(u).tolist()) == list(range(50))
+    assert strength_ranks(u).dtype == np.int64  # ranks index arrays
+
+
+def test_ranks_keep_input_order_among_many_ties() -> None:
+    # Hundreds of pairs on a few distinct values (a quicksort reorders ties at this size).
+    u = np.round(np.random.default_rng(1).normal(size=300))
+    ranks = strength_ranks(u)
+    for value in np.unique(u):
+        tied = np.flatnonzero(u == value)
+        assert (np.diff(ranks[tied]) == 1).all()
 
 
 def test_group_sizes_by_hand_for_35_pairs() -> None:
@@ -256,6 +274,24 @@ def test_spearman_with_ties_by_hand() -> None:
         spearman(np.arange(3.0), np.arange(4.0))
 
 
+def test_spearman_when_ranks_have_unit_spread() -> None:
+    # Average ranks [1.5, 1.5, 3.5, 3.5] have population std exactly 1 (not constant):
+    # r = 4 / sqrt(4 · 5).
+    a, b = np.array([0.0, 0.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0, 4.0])
+    assert spearman(a, b) == pytest.approx(4 / np.sqrt(20), rel=1e-12)
+    assert spearman(b, a) == pytest.approx(4 / np.sqrt(20), rel=1e-12)
+
+
+def test_spearman_of_a_constant_side_is_nan_without_warnings() -> None:
+    x = np.array([3.0, 1.0, 2.0, 5.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(spearman(x, np.full(4, 2.0)))
+        assert np.isnan(spearman(np.full(4, 2.0), x))
+        assert np.isnan(auroc(x, np.ones(4)))
+        assert np.isnan(auroc(x, np.zeros(4)))
+
+
 def test_spearman_on_unsorted_monotone_data() -> None:
     x = RNG.normal(size=40)
     assert spearman(x, np.exp(3 * x)) == pytest.approx(1.0)
@@ -271,6 +307,8 @@ def test_auroc_with_tied_runs_by_hand() -> None:
     perm = np.array([3, 0, 4, 2, 1])
     assert auroc(scores[perm], labels[perm]) == pytest.approx(5 / 6, rel=1e-12)
     assert np.isnan(auroc(np.array([1.0, 2.0]), np.array([0, 0])))
+    # One positive, ranked above both negatives.
+    assert auroc(np.array([0.1, 0.9, 0.5]), np.array([0, 1, 0])) == 1.0
 
 
 def test_summary_by_hand() -> None:
@@ -308,12 +346,42 @@ def test_summary_counts_incorrect_pairs_the_ensemble_agrees_with() -> None:
     summary = summarize_strength(s, strength_groups(ranks), categorize(s.mean, ranks=ranks))
     assert summary["incorrect_with_positive_strength"] == 2
     assert summary["fraction_negative"] == 0.0
+    # û = 0 is not positive: of the incorrect pairs (û 0 and 1) one counts.
+    s = strength_statistics(np.arange(0.0, 10.0))
+    ranks = strength_ranks(s.mean)
+    summary = summarize_strength(s, strength_groups(ranks), categorize(s.mean, ranks=ranks))
+    assert summary["incorrect_with_positive_strength"] == 1
+
+
+def _summary(delta: np.ndarray) -> dict:
+    s = strength_statistics(delta)
+    ranks = strength_ranks(s.mean)
+    return summarize_strength(s, strength_groups(ranks), categorize(s.mean, ranks=ranks))
+
+
+def test_summary_of_one_pair() -> None:
+    summary = _summary(np.array([[1.0], [2.0]]))
+    assert summary["quantiles"]["strength_mean"] == {q: 1.5 for q in
+                                                     ("0.05", "0.25", "0.5", "0.75", "0.95")}
+    assert summary["quantiles"]["strength_std"]["0.5"] == 0.5
+
+
+def test_summary_of_no_pairs_is_nan_not_an_error() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the means of nothing
+        summary = _summary(np.zeros((2, 0)))
+    for key in ("strength_mean", "strength_std"):
+        quantiles = summary["quantiles"][key]
+        assert list(quantiles) == ["0.05", "0.25", "0.5", "0.75", "0.95"]
+        assert all(np.isnan(v) for v in quantiles.values())
+    assert np.isnan(summary["fraction_negative"])
+    assert summary["category_counts"] == {"incorrect": 0, "ambiguous": 0, "normal": 0}
 
 
 def test_summary_of_empty_groups_is_nan() -> None:
-    s = strength_statistics(np.array([[-1.0, 0.5, 2.0]]))
-    ranks = strength_ranks(s.mean)
-    summary = summarize_strength(s, strength_groups(ranks), categorize(s.mean, ranks=ranks))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty group is nan by design, not a numpy warning
+        summary = _summary(np.array([[-1.0, 0.5, 2.0]]))
     rows = summary["groups"]
     assert [r["n"] for r in rows] == [0, 0, 0, 1, 0, 0, 1, 0, 0, 1]
     assert np.isnan(rows[0]["mean_strength"]) and np.isnan(rows[0]["std_strength_mean"])
@@ -346,6 +414,13 @@ def test_noise_rate_of_non_finite_input_is_zero() -> None:
 def test_noise_rate_recovers_known_mirrored_share(eta: float) -> None:
     x = _mirrored(4000, eta, seed=int(eta * 100))
     assert estimate_noise_rate(x) == pytest.approx(eta, abs=0.03)
+
+
+@pytest.mark.parametrize("scale", [0.01, 0.2, 30.0])
+def test_noise_rate_does_not_depend_on_the_reward_scale(scale: float) -> None:
+    # Reward models differ in units: û in hundredths or in tens carries the same share.
+    x = _mirrored(4000, 0.2, seed=8)
+    assert estimate_noise_rate(scale * x) == pytest.approx(0.2, abs=0.03)
 
 
 def test_noise_rate_grows_with_the_share_and_stays_in_range() -> None:

@@ -253,6 +253,8 @@ def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
             pair has t = 0); ``"written"`` for the pair as an export writes it, with flipped
             pairs' chosen and rejected swapped: t -> 1 - t and m -> -m, so the loss is the same.
     """
+    if orientation not in ("label", "written"):
+        raise ValueError(f"orientation must be 'label' or 'written', got {orientation!r}")
     identical = np.asarray(identical, dtype=bool)
     result = denoise(strength_mean, plan, eligible=~identical, label_target=label_target)
     keep = result.keep & ~identical
