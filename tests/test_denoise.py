@@ -253,6 +253,9 @@ def test_drop_at_auto_drops_the_estimated_share_of_eligible_pairs() -> None:
     assert (~r.keep).sum() == lowest_count(share, 370)
     assert not (~r.keep & ~ok).any()
     assert not r.flipped.any()
+    # A 0/1 mask means the same as a bool one (and is not read as indices).
+    as_ints = denoise(u, "drop@auto", eligible=ok.astype(int))
+    assert as_ints.estimated_share == share and (as_ints.keep == r.keep).all()
 
 
 def test_fixed_cuts_estimate_nothing() -> None:
@@ -333,8 +336,11 @@ def test_training_set_leaves_identical_pairs_out_of_cut_and_share() -> None:
     assert ts.index.tolist() == [0, 2, 4, 5, 6, 7, 9]
     assert ts.counts["trained_on"] == 7 and ts.counts["dropped"] == 2
     # A 0/1 mask means the same as a bool one.
-    ts = training_set(V, "drop@0.3", identical=identical.astype(int))
-    assert ts.index.tolist() == [0, 2, 4, 5, 6, 7, 9]
+    for method in ("flip", "drop@0.3"):
+        as_bools = training_set(V, method, identical=identical)
+        as_ints = training_set(V, method, identical=identical.astype(int))
+        assert as_ints.counts == as_bools.counts
+        assert as_ints.index.tolist() == as_bools.index.tolist()
 
 
 def test_training_set_refuses_unknown_orientations() -> None:
