@@ -393,3 +393,44 @@ def test_training_set_permutes_with_the_input() -> None:
     whole = training_set(u, "drop@0.25", identical=identical)
     shuffled = training_set(u[perm], "drop@0.25", identical=identical[perm])
     assert sorted(perm[shuffled.index].tolist()) == whole.index.tolist()
+
+
+# --- Kept ties: the label's own target (0.5 for a tie) goes through flips and smoothing.
+
+T = np.array([0.5, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])  # pairs 0 and 3 are ties
+
+
+def test_flipping_a_label_target_turns_t_into_one_minus_t() -> None:
+    r = denoise(V, "flip", label_target=T)
+    # Pairs 3 (a tie) and 1 are the lowest: 1 - 0.5 stays 0.5, 1 - 1 is 0; tie 0 is untouched.
+    assert r.target.tolist() == [0.5, 0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert r.flipped.tolist() == _mask(10, [3, 1])
+    assert denoise(V, "flip", label_target=np.zeros(10)).target.tolist() == [
+        1.0 if i in (3, 1) else 0.0 for i in range(10)]
+
+
+def test_smoothing_keeps_a_tie_a_tie() -> None:
+    # t (1 - 2α) + α with α = 0.1: 1 -> 0.9, 0.5 -> 0.5, 0 (flipped) -> 0.1.
+    r = denoise(V, DenoisePlan(flip=0.2, smooth=0.1), label_target=T)
+    assert r.target.tolist() == pytest.approx([0.5, 0.1, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
+    # Only negative û, no flips: pairs 3 (a tie, stays 0.5), 1 and 8.
+    r = denoise(V, "soft+margin", label_target=T)
+    assert r.target.tolist() == pytest.approx([0.5, 0.9, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 0.9, 1.0])
+
+
+def test_label_target_permutes_with_the_input_and_checks_its_shape() -> None:
+    perm = RNG.permutation(10)
+    whole = denoise(V, "soft+margin:flipped", label_target=T)
+    shuffled = denoise(V[perm], "soft+margin:flipped", label_target=T[perm])
+    assert (shuffled.target == whole.target[perm]).all()
+    with pytest.raises(ValueError, match=r"label_target must be \[N\] = \(10,\), got \(9,\)"):
+        denoise(V, "flip", label_target=T[:9])
+
+
+def test_training_set_carries_label_targets_in_both_orientations() -> None:
+    identical = np.zeros(10, dtype=bool)
+    label = training_set(V, "flip", identical=identical, label_target=T)
+    written = training_set(V, "flip", identical=identical, label_target=T, orientation="written")
+    assert label.target.tolist() == [0.5, 0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    # Written with flipped pairs swapped back: the tie stays 0.5, pair 1 is 1 again.
+    assert written.target.tolist() == [0.5, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]

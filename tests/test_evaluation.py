@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from rewardlab.evaluation import accuracy, expected_calibration_error, preference_metrics
+from rewardlab.evaluation import (
+    accuracy,
+    expected_calibration_error,
+    paired_bootstrap,
+    preference_metrics,
+)
 
 
 def test_accuracy_counts_ties_wrong() -> None:
@@ -133,3 +138,40 @@ def test_accuracy_by_source_on_shuffled_pairs() -> None:
     perm = RNG.permutation(7)
     shuffled = preference_metrics(delta[perm], source=[source[i] for i in perm])
     assert shuffled["accuracy_by_source"] == m["accuracy_by_source"]
+
+
+def test_paired_bootstrap_gain_by_hand() -> None:
+    # Per-pair correctness as a share of seeds: differences 0.5, 0.5, 0, 1 -> gain 0.5.
+    out = paired_bootstrap(np.array([0.5, 1.0, 0.0, 1.0]), np.array([0.0, 0.5, 0.0, 0.0]))
+    assert out["gain"] == pytest.approx(0.5) and out["n"] == 4
+    low, high = out["ci95"]
+    assert 0.0 <= low <= 0.5 <= high <= 1.0
+    # Every pair gains the same: every resample has that mean.
+    same = paired_bootstrap(np.ones(30), np.zeros(30))
+    assert same == {"gain": 1.0, "ci95": [1.0, 1.0], "n": 30}
+
+
+@pytest.mark.parametrize("chunk", [200, 7])
+def test_paired_bootstrap_interval_matches_the_normal_approximation(chunk: int) -> None:
+    # 100 of 400 pairs gain 1, the rest 0: mean 0.25, standard error sqrt(0.25 · 0.75 / 400)
+    # = 0.02165, so the 95% interval is about 0.25 ± 1.96 · 0.02165 = [0.2076, 0.2924].
+    correct = np.r_[np.ones(100), np.zeros(300)]
+    correct = correct[RNG.permutation(400)]
+    out = paired_bootstrap(correct, np.zeros(400), chunk=chunk)
+    assert out["gain"] == pytest.approx(0.25)
+    assert out["ci95"] == pytest.approx([0.2076, 0.2924], abs=0.01)
+    assert out == paired_bootstrap(correct, np.zeros(400), chunk=chunk)  # seeded
+
+
+def test_paired_bootstrap_seed_samples_and_edges() -> None:
+    correct = (RNG.random(200) < 0.6).astype(float)
+    reference = (RNG.random(200) < 0.5).astype(float)
+    assert (paired_bootstrap(correct, reference, seed=1)["ci95"]
+            != paired_bootstrap(correct, reference, seed=2)["ci95"])
+    # One resample: the interval is that resample's mean at both ends.
+    low, high = paired_bootstrap(correct, reference, samples=1)["ci95"]
+    assert low == high
+    empty = paired_bootstrap(np.array([]), np.array([]))
+    assert empty["n"] == 0 and np.isnan(empty["gain"]) and all(np.isnan(empty["ci95"]))
+    with pytest.raises(ValueError, match=r"must both be \[N\]"):
+        paired_bootstrap(np.ones((2, 3)), np.zeros((2, 3)))
