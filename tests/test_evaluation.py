@@ -149,6 +149,11 @@ def test_paired_bootstrap_gain_by_hand() -> None:
     # Every pair gains the same: every resample has that mean.
     same = paired_bootstrap(np.ones(30), np.zeros(30))
     assert same == {"gain": 1.0, "ci95": [1.0, 1.0], "n": 30}
+    assert paired_bootstrap(np.ones(1), np.zeros(1)) == {"gain": 1.0, "ci95": [1.0, 1.0], "n": 1}
+    # Two pairs gaining 1 and 0: a resample's mean is 0, 1/2 or 1 with chance 1/4, 1/2, 1/4, so
+    # the 2.5th and 97.5th percentiles of 2000 resamples are 0 and 1 (each pair is drawn).
+    assert paired_bootstrap(np.array([1.0, 0.0]), np.zeros(2))["ci95"] == [0.0, 1.0]
+    assert paired_bootstrap(np.array([0.0, 1.0]), np.zeros(2))["ci95"] == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("chunk", [200, 7])
