@@ -434,3 +434,11 @@ def test_training_set_carries_label_targets_in_both_orientations() -> None:
     assert label.target.tolist() == [0.5, 0.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     # Written with flipped pairs swapped back: the tie stays 0.5, pair 1 is 1 again.
     assert written.target.tolist() == [0.5, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_kept_ties_are_not_counted_as_smoothed() -> None:
+    u = np.array([0.3, -1.0, 2.0, 0.5])
+    ties = np.array([0.5, 1.0, 1.0, 0.5])
+    assert denoise(u, "baseline", label_target=ties).counts()["smoothed"] == 0
+    assert denoise(u, "smooth", label_target=ties).counts()["smoothed"] == 4
+    assert denoise(u, "soft+margin", label_target=ties).counts()["smoothed"] == 1

@@ -106,6 +106,9 @@ class DenoiseResult:
     estimated_share: float | None = None
     """With ``auto_cut``: the share of wrong labels estimated from û (what was flipped or
     dropped)."""
+    smoothed: np.ndarray | None = None
+    """``[N]`` bool: the pairs label smoothing pulled towards 1/2 (a kept tie's 0.5 is the
+    label, not smoothing); ``None`` reads as none."""
 
     def counts(self) -> dict[str, Any]:
         """How many pairs each step touched (for logs and summaries)."""
@@ -116,7 +119,7 @@ class DenoiseResult:
             "kept": int(self.keep.sum()),
             "dropped": int((~self.keep).sum()),
             "flipped": int(self.flipped.sum()),
-            "smoothed": int(((self.target > 0) & (self.target < 1)).sum()),
+            "smoothed": 0 if self.smoothed is None else int(self.smoothed.sum()),
             "with_margin": int((self.margin != 0).sum()),
         }
 
@@ -213,6 +216,7 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
     if base.shape != u.shape:
         raise ValueError(f"label_target must be [N] = {u.shape}, got {base.shape}")
     target = np.where(flipped, 1.0 - base, base)
+    where = np.zeros_like(flipped)
     if plan.smooth > 0:
         where = np.ones_like(flipped) if plan.smooth_where == "all" else u < 0
         # Smoothing pulls the target towards 1/2 from whichever side the (possibly flipped)
@@ -220,7 +224,7 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
         target = np.where(where, target * (1.0 - 2.0 * plan.smooth) + plan.smooth, target)
     margin = plan.margin_scale * u if plan.margin else np.zeros_like(u)
     return DenoiseResult(target=target, margin=margin, keep=keep, flipped=flipped,
-                         estimated_share=share)
+                         estimated_share=share, smoothed=where)
 
 
 @dataclass(frozen=True)
