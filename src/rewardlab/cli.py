@@ -15,6 +15,7 @@ import difflib
 import importlib
 import logging
 import os
+import pickle
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -336,6 +337,18 @@ def _run(name: str, command: Command, ns: argparse.Namespace) -> CommandResult:
         return getattr(importlib.import_module(module), function)(**configs)
 
 
+def _message(exc: BaseException) -> str:
+    """One line for the terminal."""
+    if isinstance(exc, pickle.UnpicklingError):
+        # torch's own text suggests weights_only=False: advice that would run the file's code.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = next((line for line in lines[1:] if "weights_only" not in line),
+                   lines[0] if lines else "not plain tensors")
+        return (f"refused to unpickle a weights file (rewardlab reads safetensors, and pickles "
+                f"only as plain tensors): {why.rstrip('.')}. Convert it to safetensors")
+    return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, subs = build_parser()
     ns, extras = parser.parse_known_args(argv)
@@ -356,11 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+    except (ValueError, OSError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
         if os.environ.get("REWARDLAB_DEBUG"):
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"rewardlab {ns.command}: error: {msg}", file=sys.stderr)
+        print(f"rewardlab {ns.command}: error: {_message(exc)}", file=sys.stderr)
         return 1
     return 0
 
