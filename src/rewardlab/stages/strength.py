@@ -256,17 +256,21 @@ def agreement_summary(mean: np.ndarray, columns: dict[str, list[Any]]) -> dict[s
     """
     if "votes_for_chosen" not in columns or "votes_against" not in columns:
         return None
-    pro = np.asarray(columns["votes_for_chosen"], dtype=np.float64)
+    pro = np.asarray(columns["votes_for_chosen"], dtype=np.float64)  # None (null) reads as NaN
     con = np.asarray(columns["votes_against"], dtype=np.float64)
     ties = np.asarray(columns.get("ties", np.zeros_like(pro)), dtype=np.float64)
+    # Votes that are missing, NaN or infinite say nothing: such pairs are counted, not guessed.
+    known = np.isfinite(pro) & np.isfinite(con) & np.isfinite(ties)
+    pro, con, ties, mean = pro[known], con[known], ties[known], np.asarray(mean)[known]
     unanimous = (con == 0) & (ties == 0)
     return {
+        "votes_unknown": int((~known).sum()),
         "unanimous": int(unanimous.sum()),
         "split": int((~unanimous).sum()),
         "mean_strength_unanimous": float(mean[unanimous].mean()) if unanimous.any() else None,
         "mean_strength_split": float(mean[~unanimous].mean()) if (~unanimous).any() else None,
         "auroc_unanimous_vs_split": auroc(mean, unanimous),
-        "majority_agrees": float((pro > con).mean()),
+        "majority_agrees": float((pro > con).mean()) if len(pro) else None,
     }
 
 
