@@ -29,9 +29,13 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model.save(tmp_path_factory.mktemp("saved") / "model")
 
 
-def _edit_info(change: Callable[[dict], object]) -> Callable[[Path], None]:
+def _edit_info(change: Callable[[dict], object], *, sign: bool = False) -> Callable[[Path], None]:
+    """Change rewardlab.json; unsigned (no ``checksum``, as an older rewardlab wrote it) unless
+    ``sign``: then the old checksum stays, and no longer matches."""
     def edit(folder: Path) -> None:
         info = json.loads((folder / MODEL_INFO_FILE).read_text())
+        if not sign:
+            info.pop("checksum", None)
         change(info)
         (folder / MODEL_INFO_FILE).write_text(json.dumps(info))
     return edit
@@ -82,6 +86,8 @@ DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
     "weights truncated": (_truncate, "damaged (its checksum differs"),
     "weights bit-flipped": (_flip_byte(-3), "damaged (its checksum differs"),
     "header bit-flipped": (_flip_byte(20), "damaged (its checksum differs"),
+    "a setting edited": (_edit_info(lambda i: i["config"].update(max_length=258), sign=True),
+                         "rewardlab.json: damaged or edited"),
     "checksum list escapes": (_edit_info(lambda i: i["files"].update({"../x": "y"})),
                               "outside the folder"),
     "old folder, truncated": (_unchecked(_truncate),
@@ -117,13 +123,14 @@ def test_the_intact_folder_loads_and_its_checksums_are_recorded(saved: Path,
                                                                  tmp_path: Path) -> None:
     info = json.loads((saved / MODEL_INFO_FILE).read_text())
     assert list(info["files"]) == [WEIGHTS]
-    assert info["files"][WEIGHTS].startswith("blake2b:")
+    assert info["files"][WEIGHTS].startswith("blake2b:") and info["checksum"].startswith("blake2b")
     pairs = Pairs(["q"], ["a"], ["b"])
     assert load_reward_model(saved, progress=False).score(pairs).shape == (2, 1)
 
 
 @pytest.mark.parametrize("case", ["info missing", "newer format", "weights bit-flipped",
-                                  "old folder, pickle inside", "foreign backend"])
+                                  "a setting edited", "old folder, pickle inside",
+                                  "foreign backend"])
 def test_evaluate_reports_one_line_without_a_traceback(
         case: str, saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     damage, message = DAMAGES[case]

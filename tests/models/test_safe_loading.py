@@ -177,7 +177,7 @@ def test_a_saved_model_with_pickled_weights_is_refused(spy: list[Any], tmp_path:
     assert any(k.startswith("member_0/") for k in info["files"])  # checksums cover members
     with pytest.raises(ValueError, match="member_0"):  # checked first: a listed file is gone
         load_reward_model(hostile, progress=False)
-    del info["files"]  # a folder from before checksums: the loader itself must refuse
+    del info["files"], info["checksum"]  # as from before checksums: the loader must refuse
     (hostile / MODEL_INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(ValueError, match="cannot load this finetune model folder"):
         load_reward_model(hostile, progress=False)

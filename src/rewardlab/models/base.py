@@ -248,7 +248,16 @@ def write_model_info(folder: Path, backend: str, config: ModelConfig, **extra: A
 
     info = {"backend": backend, "format_version": MODEL_FORMAT_VERSION,
             "config": config_dict(config), **extra, "files": _checksums(folder)}
+    info["checksum"] = _info_checksum(info)
     atomic_write_text(folder / MODEL_INFO_FILE, json.dumps(info, indent=2) + "\n")
+
+
+def _info_checksum(info: dict[str, Any]) -> str:
+    """blake2b of ``info`` without its own ``checksum``, in canonical JSON: a changed setting
+    (a flipped bit that still parses) is caught like a changed weight."""
+    body = {k: v for k, v in info.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "blake2b:" + hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _checksums(folder: Path) -> dict[str, str]:
@@ -317,4 +326,7 @@ def read_model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     if version > MODEL_FORMAT_VERSION:
         raise ValueError(f"{info_file}: format version {version} is newer than this rewardlab "
                          f"reads ({MODEL_FORMAT_VERSION}); upgrade rewardlab")
+    if "checksum" in info and info["checksum"] != _info_checksum(info):
+        raise ValueError(f"{info_file}: damaged or edited (its checksum does not match its "
+                         f"content); the folder cannot be trusted. Train or copy it again")
     return info
