@@ -149,12 +149,24 @@ def test_sweep_removes_only_what_a_killed_writer_left(tmp_path: Path) -> None:
     left = [tmp_path / ".result.json.k2j_x9a1.tmp", sub / ".job-0001.npy.a1b2c3d4.tmp"]
     for path in left:
         path.write_text("half")
-    (tmp_path / ".model.abcd1234.tmp").mkdir()
-    (tmp_path / ".model.old-0123abcd").mkdir()
+    (tmp_path / ".model.abcd1234.tmp").mkdir()  # a new folder, maybe half-written
+    (tmp_path / "model").mkdir()
+    (tmp_path / ".model.old-0123abcd").mkdir()  # replaced: the swap finished
     removed = sweep_temporaries(tmp_path)
     assert len(removed) == 4
-    assert _only(tmp_path) == sorted([*keep, "strength"])
+    assert _only(tmp_path) == sorted([*keep, "model", "strength"])
     assert list(sub.iterdir()) == []
+
+
+def test_sweep_puts_back_a_folder_a_kill_left_renamed_aside(tmp_path: Path) -> None:
+    # Killed between renaming the old folder aside and renaming the new one in: the old one
+    # is the only whole copy, so it goes back; the new one may be half-written, so it goes.
+    (tmp_path / ".model.old-0123abcd").mkdir()
+    (tmp_path / ".model.old-0123abcd" / "weights").write_text("old and whole")
+    (tmp_path / ".model.k2j_x9a1.tmp").mkdir()
+    sweep_temporaries(tmp_path)
+    assert _only(tmp_path) == ["model"]
+    assert (tmp_path / "model" / "weights").read_text() == "old and whole"
 
 
 def test_a_damaged_partial_result_is_recomputed_not_read(tmp_path: Path,

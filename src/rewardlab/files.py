@@ -46,8 +46,9 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 """Names :func:`atomic_path` and :func:`write_folder_atomically` give their temporaries
 (``.NAME.XXXXXXXX.tmp``, from ``mkstemp``/``mkdtemp``)."""
-_OLD_FOLDER = re.compile(r"^\..+\.old-[0-9a-f]{8}$")
-"""A folder :func:`write_folder_atomically` renamed aside before replacing it."""
+_OLD_FOLDER = re.compile(r"^\.(.+)\.old-[0-9a-f]{8}$")
+"""A folder :func:`write_folder_atomically` renamed aside before replacing it (group 1: its
+name)."""
 
 
 class DiskFullError(OSError):
@@ -276,23 +277,31 @@ def write_folder_atomically(target: str | os.PathLike[str], write: Callable[[Pat
 
 
 def sweep_temporaries(folder: str | os.PathLike[str], *, depth: int = 4) -> list[Path]:
-    """Remove what a killed writer left under ``folder``: the temporary files and folders of
-    :func:`atomic_path` and :func:`write_folder_atomically`, and folders renamed aside.
+    """Clean up after a killed writer under ``folder``: remove the temporary files and folders
+    of :func:`atomic_path` and :func:`write_folder_atomically`; a folder it had renamed aside
+    goes back under its name when nothing replaced it (the kill fell between the two renames),
+    and is removed when something did.
 
     Only call it while holding the folder's lock (:mod:`rewardlab.locks`): a live writer's
-    temporaries look the same. Nothing else is touched; returns what was removed.
+    temporaries look the same. Nothing else is touched; returns what was removed or restored.
     """
-    removed: list[Path] = []
+    touched: list[Path] = []
     folder = Path(folder)
     if depth < 0 or not folder.is_dir():
-        return removed
+        return touched
     for entry in sorted(folder.iterdir()):
-        if _TEMP_FILE.match(entry.name) or (_OLD_FOLDER.match(entry.name) and entry.is_dir()):
+        old = _OLD_FOLDER.match(entry.name) if entry.is_dir() else None
+        if old and not (entry.parent / old.group(1)).exists():
+            os.replace(entry, entry.parent / old.group(1))
+        elif _TEMP_FILE.match(entry.name) or old:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
-            removed.append(entry)
         elif entry.is_dir() and not entry.is_symlink():
-            removed += sweep_temporaries(entry, depth=depth - 1)
-    return removed
+            touched += sweep_temporaries(entry, depth=depth - 1)
+            continue
+        else:
+            continue
+        touched.append(entry)
+    return touched
