@@ -125,24 +125,8 @@ def _hostile_weights(folder: Path, marker: Path) -> None:
     torch.save({"transformer.wte.weight": Payload(marker)}, folder / "pytorch_model.bin")
 
 
-def test_a_hostile_backbone_is_refused_without_running_its_pickle(
-        spy: list[Any], tmp_path: Path) -> None:
-    from test_finetune import build_tiny_gpt2, tiny_config
-
-    backbone = build_tiny_gpt2(tmp_path / "gpt2")
-    marker = tmp_path / "pwned"
-    _hostile_weights(backbone, marker)
-    model = FinetuneRewardModel(tiny_config(str(backbone), members=1, epochs=1), progress=False)
-    with pytest.raises(Exception, match=r"(?i)weights only|unpickl|unsupported"):
-        model.fit(_pairs())
-    assert not marker.exists()
-    assert spy and all(w is True or w == "default" for w in spy)
-    # Since torch 2.6 the default of weights_only is True: "default" is as safe as True.
-    assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 6)
-
-
-def test_the_cli_refuses_a_hostile_backbone_in_one_line(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_hostile_backbone_is_refused_in_one_line_without_running_its_pickle(
+        spy: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from test_finetune import build_tiny_gpt2
 
     backbone = build_tiny_gpt2(tmp_path / "gpt2")
@@ -160,6 +144,9 @@ def test_the_cli_refuses_a_hostile_backbone_in_one_line(
     assert "refused to unpickle" in err and "GLOBAL posix.mkdir" in err
     assert "Traceback" not in err and "weights_only=False" not in err
     assert len(err.splitlines()) == 1
+    assert spy and all(w is True or w == "default" for w in spy)  # transformers asked safely
+    # Since torch 2.6 the default of weights_only is True: "default" is as safe as True.
+    assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 6)
 
 
 def test_a_saved_model_with_pickled_weights_is_refused(spy: list[Any], tmp_path: Path) -> None:

@@ -35,10 +35,10 @@ def _env(**extra: str) -> dict[str, str]:
             "OMP_NUM_THREADS": "1", **extra}
 
 
-@pytest.fixture
-def held(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen]]:
+@pytest.fixture(scope="module")
+def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.Popen]]:
     """An output folder whose lock another live process holds."""
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("held") / "out"
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], env=_env(),
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
