@@ -96,6 +96,8 @@ def stage_of(rel: str) -> str | None:
     top = rel.split("/", 1)[0]
     if top in ("strength", "groups", "compare", "final"):
         return top
+    if top == "split":  # the held-out pairs, written as the run starts
+        return "strength"
     return "final" if top == "run.json" else "report"
 
 

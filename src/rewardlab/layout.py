@@ -151,10 +151,10 @@ class RunLayout:
     def written_folders(self) -> list[Path]:
         """Every folder a command may write into under the root (that of ``train -o`` too), for
         checking write access before any work starts. Existing ones only."""
-        partial = self.strength_dir / ".partial"
+        partial = self.partial_root
         folders = [self.root, self.strength_dir, partial, self.groups_json.parent,
-                   self.compare_json.parent, self.final.root, self.final.model_dir,
-                   self.figures_dir, TrainLayout(self.root).model_dir]
+                   self.compare_json.parent, self.held_out_parquet.parent, self.final.root,
+                   self.final.model_dir, self.figures_dir, TrainLayout(self.root).model_dir]
         if partial.is_dir():
             folders += sorted(p for p in partial.iterdir() if p.is_dir())
         return [p for p in folders if p.is_dir()]
