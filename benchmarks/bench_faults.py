@@ -137,7 +137,8 @@ def setup(data: Path, work: Path, name: str, extra: list[str]) -> Setup:
     """An uninterrupted, traced run of ``rewardlab run`` (its output kept as the reference)."""
     out = work / name / "out"
     trace = work / name / "trace.tsv"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out.parent, ignore_errors=True)  # a fresh run: every point gets traced
+    out.parent.mkdir(parents=True)
     args = ["run", str(data), "-o", str(out), *SMALL_RUN, *extra]
     t0 = time.perf_counter()
     done = rewardlab(args, REWARDLAB_FAULT_TRACE=str(trace))
