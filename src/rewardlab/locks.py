@@ -59,7 +59,7 @@ class FolderBusyError(RuntimeError):
 def _describe(holder: dict[str, Any]) -> str:
     """``pid 123 (rewardlab run, on host, since 12:00:00)`` from what a holder wrote."""
     if not holder.get("pid"):
-        return "pid unknown (its lock file is empty)"
+        return "pid unknown (its lock file names none)"
     where = [str(holder[k]) for k in ("command", "host") if holder.get(k)]
     if holder.get("started"):
         where.append(f"since {holder['started']}")
@@ -135,7 +135,10 @@ def _lock(folder: Path, command: str) -> int | None:
                     folder)
         return None
     path = folder / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd, shared = os.open(path, os.O_RDWR | os.O_CREAT, 0o666), False
+    except PermissionError:  # another user's lock file: flock works on a read-only descriptor
+        fd, shared = os.open(path, os.O_RDONLY), True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -154,8 +157,10 @@ def _lock(folder: Path, command: str) -> int | None:
     left = sweep_temporaries(folder)
     if left:
         log.warning("%s: removed %d temporary file(s) an interrupted run left", folder, len(left))
-    _write_holder(fd, {"pid": os.getpid(), "command": command, "host": socket.gethostname(),
-                       "started": time.strftime("%Y-%m-%d %H:%M:%S")}, path)
+    if not shared:
+        _write_holder(fd, {"pid": os.getpid(), "command": command,
+                           "host": socket.gethostname(),
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}, path)
     return fd
 
 

@@ -129,6 +129,23 @@ def test_a_busy_error_says_what_it_knows(tmp_path: Path) -> None:
     assert "pid unknown" in str(FolderBusyError(tmp_path, {}))
 
 
+def test_another_users_read_only_lock_file_still_locks(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / LOCK_FILE).write_text("")
+    real_open = os.open
+
+    def open_as_another_user(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith(LOCK_FILE) and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(path))  # not ours to write
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_as_another_user)
+    with hold_folder(tmp_path, command="mine"):
+        proc = subprocess.run([sys.executable, "-c", HOLDER, str(tmp_path)], env=_env(),
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and "in use by another rewardlab process" in proc.stderr
+
+
 # -- read-only output ---------------------------------------------------------------------------
 
 def _read_only(folder: Path, tmpfs: Callable[..., Path]) -> Path:
