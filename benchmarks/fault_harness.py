@@ -91,23 +91,42 @@ def reference(args: list[str], out: Path, keep: Path) -> dict[str, str]:
 
 
 def half_written(out: Path, want: dict[str, str]) -> list[str]:
-    """Files under a final name in ``out`` that are not whole: each must be byte-identical to
-    the reference's file of that name, except the stage ledger (valid JSON, fewer stages) and
-    the lock (it names the dead holder). Temporary names (``.NAME.XXXXXXXX.tmp``) are not
-    final names."""
+    """Files under a final name in ``out`` that are not whole.
+
+    A file the reference also has must be byte-identical to it. Files the reference lacks are a
+    run's intermediate results (finished strength jobs, removed once the table is written) and
+    must read back whole. The stage ledger must be valid JSON (it lists fewer stages), and the
+    lock file is skipped (it names the dead holder). Temporary names (``.NAME.XXXXXXXX.tmp``)
+    are not final names.
+    """
     bad = []
     for rel, digest in snapshot(out).items():
         name = Path(rel).name
-        if name.endswith(".tmp") and name.startswith("."):
+        if (name.endswith(".tmp") and name.startswith(".")) or name == ".rewardlab.lock":
             continue
-        if name == "stages.json":
-            try:
-                json.loads((out / rel).read_text(encoding="utf-8"))
-            except ValueError:
-                bad.append(rel)
-        elif name != ".rewardlab.lock" and want.get(rel) != digest:
+        if rel in want and name != "stages.json":
+            whole = want[rel] == digest
+        else:
+            whole = _reads_whole(out / rel)
+        if not whole:
             bad.append(rel)
     return bad
+
+
+def _reads_whole(path: Path) -> bool:
+    """Whether an intermediate file (``.npy`` or JSON) reads back completely."""
+    import numpy as np
+
+    try:
+        if path.suffix == ".npy":
+            np.load(path, allow_pickle=False)
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        else:
+            return False
+    except (OSError, ValueError, EOFError):
+        return False
+    return True
 
 
 @dataclass
