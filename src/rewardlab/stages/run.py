@@ -73,8 +73,10 @@ class StageLedger:
                 and all(p.exists() for p in outputs))
 
     def record(self, stage: str, fingerprint: str, seconds: float) -> None:
-        self.entries[stage] = {"fingerprint": fingerprint, "seconds": round(seconds, 2)}
+        # No wall-clock time in the file: a rerun must write the same bytes (it goes to the log).
+        self.entries[stage] = {"fingerprint": fingerprint}
         write_json(self.path, self.entries)
+        log.info("%s: finished in %.1f s", stage, seconds)
 
     def run(self, stage: str, fingerprint: str, outputs: Sequence[Path],
             work: Callable[[], object]) -> None:
