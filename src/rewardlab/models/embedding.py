@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,9 +39,20 @@ from rewardlab.models.features import (
     project_store,
     projection_moments,
 )
-from rewardlab.models.heads import EnsembleHeads, pair_features, projection_from_moments
+from rewardlab.models.heads import (
+    EnsembleHeads,
+    feature_subspaces,
+    pair_features,
+    projection_from_moments,
+)
 
 __all__ = ["EmbeddingRewardModel", "PairVectors"]
+
+SUBSPACE_KEEP = 0.5
+"""``--diversity subspace``: the share of the vector dimensions each member sees."""
+ANCHOR_WEIGHT = 1e-3
+"""``--diversity anchored``: weight of Σ (θ_m - θ_m⁰)², member m's squared distance from its own
+random initial weights, added to its loss."""
 
 
 class EmbeddingRewardModel:
@@ -60,6 +72,7 @@ class EmbeddingRewardModel:
         self.progress = progress
         self.device = resolve_device(config.device)
         self.heads: EnsembleHeads | None = None
+        self._anchor: list[torch.Tensor] | None = None
         self.projection: tuple[torch.Tensor, torch.Tensor] | None = None
         self.projection_fit: dict[str, object] | None = None
         """How many training texts the whitening PCA was fitted on, of how many."""
@@ -72,17 +85,22 @@ class EmbeddingRewardModel:
     def encoder(self) -> TextEncoder:
         c, e = self.config, self.config.embedding
         return get_encoder(c.model, max_length=c.max_length, pooling=e.pooling,
-                           batch_size=c.encode_batch_size, cache_dir=self.cache_root,
+                           batch_size=c.encode_batch_size,
+                           cache_dir=None if e.cache_dir == "off" else self.cache_root,
                            device=str(self.device), progress=self.progress,
                            precision=e.encoder_precision)
 
     @property
     def cache_root(self) -> Path:
-        return Path(self.config.embedding.cache_dir or default_cache_dir())
+        e = self.config.embedding
+        return Path(default_cache_dir() if e.cache_dir in ("", "off") else e.cache_dir)
 
     @property
     def scratch(self) -> Path:
-        """Where a run's vector stores live (unnamed files, gone when the process ends)."""
+        """Where a run's vector stores live (unnamed files, gone when the process ends); with
+        the cache off (a server), the system's temporary folder."""
+        if self.config.embedding.cache_dir == "off":
+            return Path(tempfile.gettempdir()) / "rewardlab-scratch"
         return self.cache_root / "scratch"
 
     @property
@@ -134,9 +152,12 @@ class EmbeddingRewardModel:
         return mapped if self.device.type == "cpu" else mapped.to(self.device)
 
     def _new_heads(self, in_dim: int) -> EnsembleHeads:
+        e = self.config.embedding
         seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
-        return EnsembleHeads(self.members, in_dim, self.config.embedding.hidden,
-                             seeds=seeds).to(self.device)
+        mask = (feature_subspaces(in_dim, seeds, kind=e.head_features, keep=SUBSPACE_KEEP)
+                if e.diversity == "subspace" else None)
+        return EnsembleHeads(self.members, in_dim, e.hidden, seeds=seeds,
+                             feature_mask=mask).to(self.device)
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, pairs: Pairs | PairVectors, *, target: torch.Tensor | None = None,
@@ -162,6 +183,8 @@ class EmbeddingRewardModel:
         kind = c.embedding.head_features
         one = torch.zeros(1, dtype=torch.long, device=dev)
         self.heads = self._new_heads(batch_features(table, rows, one, kind=kind)[0].shape[-1])
+        self._anchor = ([p.detach().clone() for p in self.heads.parameters()]
+                        if c.embedding.diversity == "anchored" else None)
         batch = min(c.resolved_batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         total = steps_per_epoch * c.resolved_epochs
@@ -196,12 +219,21 @@ class EmbeddingRewardModel:
                          seconds=time.perf_counter() - t0)
 
     def _batches(self, n: int, batch: int, epoch: int) -> list[torch.Tensor]:
-        """The ``[M, B]`` pair indices of each step of one epoch: each member its own order,
-        derived from (member seed, epoch), so a re-run fit sees exactly the same batches."""
-        seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
-        perms = torch.stack([
-            torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
-            for s in seeds]).to(self.device)
+        """The ``[M, B]`` pair indices of each step of one epoch.
+
+        Each member its own order, derived from (member seed, epoch): reproducible, and a
+        resumed or re-run fit sees exactly the same batches. With ``--diversity bagging`` a
+        member sees its own bootstrap resample of the pairs (n drawn with replacement, once),
+        in a new order every epoch.
+        """
+        rows = []
+        for s in (member_seed(self.config.seed, m) for m in range(self.members)):
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
+            if self.config.embedding.diversity == "bagging":
+                sample = torch.randint(n, (n,), generator=torch.Generator().manual_seed(s * 7 + 3))
+                order = sample[order]
+            rows.append(order)
+        perms = torch.stack(rows).to(self.device)
         return [perms[:, b:b + batch] for b in range(0, n, batch)]
 
     def _step(self, xc: torch.Tensor, xr: torch.Tensor, t: torch.Tensor, mg: torch.Tensor,
@@ -217,7 +249,11 @@ class EmbeddingRewardModel:
                              dropout=self.config.embedding.head_dropout, generator=drop_gen)
         delta = rewards[:, : xc.shape[1]] - rewards[:, xc.shape[1]:]
         per_pair = preference_loss(delta, target=t, margin=mg, reduction="none")
-        return per_pair.mean(dim=1).sum()
+        loss = per_pair.mean(dim=1).sum()
+        if self._anchor is not None:  # each member's own term: its gradient is its own
+            loss = loss + ANCHOR_WEIGHT * sum(((p - p0) ** 2).sum() for p, p0 in
+                                              zip(self.heads.parameters(), self._anchor))
+        return loss
 
     @torch.no_grad()
     def _valid_point(self, valid: PairVectors) -> dict[str, float]:

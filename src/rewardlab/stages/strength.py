@@ -22,12 +22,14 @@ import dataclasses
 import hashlib
 import json
 import logging
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rewardlab.config import (
     CommonConfig,
@@ -39,7 +41,7 @@ from rewardlab.config import (
     StrengthConfig,
     config_dict,
 )
-from rewardlab.files import atomic_path, write_json
+from rewardlab.files import read_npy, write_json, write_npy
 from rewardlab.layout import RunLayout
 from rewardlab.models import Pairs, backend_class, build_reward_model, prepare_pairs
 from rewardlab.models.processes import encode_before_training
@@ -169,11 +171,13 @@ def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfi
     for job in todo:
         cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
         rm = build_reward_model(cfg, progress=progress)
-        rm.fit(data.subset(job.train[~identical[job.train]]).inputs)
+        train = job.train[~identical[job.train]]
+        # A tie kept with --ties half trains towards 0.5: the per-pair target reaches the loss.
+        rm.fit(data.subset(train).inputs,
+               target=torch.as_tensor(pairs.label_target[train], dtype=torch.float32))
         d = rm.score(data.subset(job.score).inputs).numpy().astype(np.float64)
         if partial is not None:
-            with atomic_path(_job_file(partial, job)) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, d)
+            write_npy(_job_file(partial, job), d)
         delta[np.ix_(job.members, job.score)] = d
         bar.update(1)
     bar.close()
@@ -191,8 +195,10 @@ def _load_finished(jobs: list[Job], partial: Path | None, delta: np.ndarray) -> 
     todo = []
     for job in jobs:
         file = None if partial is None else _job_file(partial, job)
-        if file is not None and file.is_file():
-            delta[np.ix_(job.members, job.score)] = np.load(file, allow_pickle=False)
+        # An unreadable or mis-shaped file (a damaged disk) is recomputed, never read as Δ.
+        d = None if file is None else read_npy(file, shape=(len(job.members), len(job.score)))
+        if d is not None:
+            delta[np.ix_(job.members, job.score)] = d
         else:
             todo.append(job)
     return todo
@@ -251,17 +257,21 @@ def agreement_summary(mean: np.ndarray, columns: dict[str, list[Any]]) -> dict[s
     """
     if "votes_for_chosen" not in columns or "votes_against" not in columns:
         return None
-    pro = np.asarray(columns["votes_for_chosen"], dtype=np.float64)
+    pro = np.asarray(columns["votes_for_chosen"], dtype=np.float64)  # None (null) reads as NaN
     con = np.asarray(columns["votes_against"], dtype=np.float64)
     ties = np.asarray(columns.get("ties", np.zeros_like(pro)), dtype=np.float64)
+    # Votes that are missing, NaN or infinite say nothing: such pairs are counted, not guessed.
+    known = np.isfinite(pro) & np.isfinite(con) & np.isfinite(ties)
+    pro, con, ties, mean = pro[known], con[known], ties[known], np.asarray(mean)[known]
     unanimous = (con == 0) & (ties == 0)
     return {
+        "votes_unknown": int((~known).sum()),
         "unanimous": int(unanimous.sum()),
         "split": int((~unanimous).sum()),
         "mean_strength_unanimous": float(mean[unanimous].mean()) if unanimous.any() else None,
         "mean_strength_split": float(mean[~unanimous].mean()) if (~unanimous).any() else None,
         "auroc_unanimous_vs_split": auroc(mean, unanimous),
-        "majority_agrees": float((pro > con).mean()),
+        "majority_agrees": float((pro > con).mean()) if len(pro) else None,
     }
 
 
@@ -314,6 +324,8 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
     if extra_summary:
         summary.update(extra_summary)
     write_json(layout.strength_summary, summary)
+    # Finished: the per-job results have served their purpose (a rerun reuses the table).
+    shutil.rmtree(layout.partial_root, ignore_errors=True)
     return StrengthOutput(layout.strength_parquet, layout.strength_jsonl,
                           layout.strength_summary, summary, delta)
 
@@ -331,7 +343,7 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
                                    progress=not common.quiet)
     if share is not None and not share.main:
         return CommandResult([share.line()], {}, share)
-    res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.out),
+    res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.folder()),
                        progress=not common.quiet, extra_summary={"data": report.to_dict()})
     s = res.summary
     lines = [f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "
