@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,67 +31,9 @@ from rewardlab.models.text import (
     resolve_model_path,
     truncate_pair,
 )
+from tiny_models import build_tiny_gpt2, build_tiny_llama, tiny_config, toy_pairs, word_tokenizer
 
-WORDS = ["the", "a", "cat", "dog", "sun", "moon", "tree", "river", "house", "car"]
-VOCAB = ["<unk>", "<eos>", "<s>", "good", "bad", *WORDS]
-
-
-# -- fixtures: tiny offline models ------------------------------------------------------------
-def toy_pairs(n: int, seed: int) -> Pairs:
-    """Pairs whose chosen response starts with ``good`` and rejected with ``bad``.
-
-    Random words follow (different ones in chosen and rejected), so the last token, where a
-    causal LM's head reads the reward, carries no signal: an untrained model is near chance
-    and must learn to look back at ``good`` / ``bad``.
-    """
-    rng = random.Random(seed)
-
-    def words(k: int) -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(k))
-
-    prompts = [words(rng.randint(2, 6)) for _ in range(n)]
-    return Pairs(prompts, [f"good {words(2)}" for _ in range(n)],
-                 [f"bad {words(2)}" for _ in range(n)])
-
-
-def word_tokenizer(*, bos: bool = False):
-    """A word-level tokenizer with an eos token and no pad token (as GPT-2 and Llama ship).
-
-    With ``bos``, it adds ``<s>`` in front of every sequence (Llama's convention).
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    if bos:
-        tk.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", unk_token="<unk>",
-                                   bos_token="<s>")
-
-
-def build_tiny_gpt2(folder: Path) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(VOCAB),
-                        bos_token_id=2, eos_token_id=1)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    word_tokenizer().save_pretrained(folder)
-    return folder
-
-
-def build_tiny_llama(folder: Path) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, vocab_size=len(VOCAB),
-                         max_position_embeddings=64, bos_token_id=2, eos_token_id=1)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    word_tokenizer(bos=True).save_pretrained(folder)
-    return folder
+TESTS = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -112,13 +53,6 @@ def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("llama"))
-
-
-def tiny_config(model: str, **overrides: object) -> ModelConfig:
-    settings: dict = {"backend": "finetune", "model": model, "members": 2, "batch_size": 8,
-                      "epochs": 6, "lr": 1e-2, "max_length": 32, "device": "cpu"}
-    settings.update(overrides)
-    return ModelConfig.from_dict(settings)
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +78,11 @@ def untrained_accuracy(rm: FinetuneRewardModel, pairs: Pairs, member: int = 0) -
     from accelerate.utils import set_seed
 
     fresh = FinetuneRewardModel(rm.config, progress=False)
+    base = fresh._load_backbone() if rm.config.finetune.lora_r else None
     set_seed(member_seed(rm.config.seed, member))
-    fresh._models = [fresh._new_member().eval()]
+    model = fresh._next_member(base).eval()
+    if base is None:
+        fresh._models = [model]
     return accuracy(fresh.score(pairs)[0])
 
 
@@ -216,7 +153,7 @@ def test_pad_token_for_causal_lm_without_one(gpt2_dir: Path) -> None:
     assert rm.tokenizer.pad_token == "<eos>" and rm.pad_id == 1
     assert rm.tokenizer.padding_side == "right"
     assert rm.pair_format is False
-    model = rm._new_member()
+    model = rm._load_backbone()[0]
     assert model.config.pad_token_id == 1
     rm._models = [model.eval()]
     # Padding must not change a reward: scoring pairs of different lengths in one batch gives
@@ -313,35 +250,6 @@ def test_save_reload_plain_transformers(which: str, request: pytest.FixtureReque
     assert (folder / "rewardlab.json").is_file()
 
 
-def test_lora_trains_head_and_saves_plain_model(llama_dir: Path, tmp_path: Path) -> None:
-    from safetensors.torch import load_file
-
-    rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=1, lora_r=4), progress=False)
-    trainable = {n for n, p in rm._new_member().named_parameters() if p.requires_grad}
-    assert any(".score." in n for n in trainable)  # the fresh head trains, not only adapters
-    assert not any("mlp" in n or "embed" in n for n in trainable)
-    result = rm.fit(toy_pairs(64, 0))
-    assert result.steps == 48
-    test = toy_pairs(32, 2)
-    assert accuracy(rm.score(test)[0]) > 0.9
-    assert untrained_accuracy(rm, test) < 0.9
-    folder = rm.save(tmp_path / "lora")
-    member = folder / "member_0"
-    assert not (member / "adapter_config.json").exists()  # merged: a plain model folder
-    weights = load_file(member / "model.safetensors")
-    assert "score.weight" in weights and not any("lora" in k for k in weights)
-    base = load_file(llama_dir / "model.safetensors")
-    # The adapters were folded into the attention weights they targeted ...
-    key = "model.layers.0.self_attn.q_proj.weight"
-    assert not torch.equal(weights[key], base[key])
-    # ... and the weights outside them are untouched.
-    key = "model.layers.0.mlp.up_proj.weight"
-    assert torch.equal(weights[key], base[key])
-    pairs = toy_pairs(4, 5)
-    torch.testing.assert_close(plain_rewards(member, rm, pairs), rm.score(pairs)[0],
-                               atol=1e-5, rtol=0)
-
-
 # -- distributed ----------------------------------------------------------------------------------
 def _state_hash(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
@@ -379,7 +287,8 @@ def _ddp_main(model_dir: str, out_dir: str) -> None:
 def test_accelerate_launch_two_processes(gpt2_dir: Path, tmp_path: Path) -> None:
     launcher = Path(sys.executable).parent / "accelerate"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     # accelerate 1.15's `launch --cpu` starts several processes only through mpirun; without it
     # the torchrun launcher behind --multi_gpu starts them, and the Accelerator's cpu=True
     # (config.device == "cpu") turns the job into MULTI_CPU DDP over gloo.

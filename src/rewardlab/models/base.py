@@ -130,13 +130,16 @@ class FitResult:
     members (what a training log shows; no extra pass over the data). ``curve`` holds one record
     per evaluation point when ``fit`` was given validation pairs:
     ``{"step", "epoch", "valid_accuracy", "valid_loss"}``, where accuracy is that of the
-    ensemble's mean Δ (ties wrong).
+    ensemble's mean Δ (ties wrong). ``truncation`` says how many training pairs were cut to the
+    token budget, and how (:func:`rewardlab.models.text.truncation_counts`); empty for backends
+    that do not count it. No backend drops a pair for its length.
     """
 
     train_loss: float
     steps: int
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    truncation: dict[str, int] = field(default_factory=dict)
 
 
 @runtime_checkable

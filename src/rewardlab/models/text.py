@@ -35,6 +35,7 @@ __all__ = [
     "resolve_model_path",
     "special_template",
     "truncate_pair",
+    "truncation_counts",
 ]
 
 
@@ -166,13 +167,41 @@ def truncate_pair(prompt_ids: Sequence[int], response_ids: Sequence[int],
 @dataclass(frozen=True)
 class EncodedText:
     """One model input (unpadded): ``input_ids`` and, for models that use them,
-    ``token_type_ids`` (same length)."""
+    ``token_type_ids`` (same length).
+
+    ``prompt_end`` is where the response part starts: ``input_ids[:prompt_end]`` are the leading
+    special tokens and the kept prompt tokens (and, in the pair template, the separator).
+    ``prompt_cut`` and ``response_cut`` count the tokens truncation removed from the prompt's
+    start and the response's end.
+    """
 
     input_ids: list[int]
     token_type_ids: list[int] | None = None
+    prompt_end: int = 0
+    prompt_cut: int = 0
+    response_cut: int = 0
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+
+def truncation_counts(chosen: Sequence[EncodedText],
+                      rejected: Sequence[EncodedText]) -> dict[str, int]:
+    """How truncation touched ``N`` pairs (their chosen and rejected inputs, in order).
+
+    Returns ``pairs`` (N), ``truncated`` (pairs with either input cut), ``prompt_cut`` (pairs
+    that lost prompt tokens), ``response_cut`` (pairs that lost response tokens: the whole
+    prompt went first) and ``tokens_cut`` (tokens removed, both inputs). A pair counts once in
+    each line however many of its tokens were cut; no pair is ever dropped.
+    """
+    pairs = list(zip(chosen, rejected, strict=True))
+    prompt = sum(1 for c, r in pairs if c.prompt_cut or r.prompt_cut)
+    response = sum(1 for c, r in pairs if c.response_cut or r.response_cut)
+    cut = sum(1 for c, r in pairs if c.prompt_cut or r.prompt_cut or c.response_cut
+              or r.response_cut)
+    tokens = sum(x.prompt_cut + x.response_cut for pair in pairs for x in pair)
+    return {"pairs": len(pairs), "truncated": cut, "prompt_cut": prompt,
+            "response_cut": response, "tokens_cut": tokens}
 
 
 def encode_prompt_response(
@@ -212,14 +241,14 @@ def encode_prompt_response(
     out: list[EncodedText] = []
     for p_ids, r_ids in zip(p_all, r_all, strict=True):
         p, r = truncate_pair(p_ids, r_ids, budget)
-        if pair_format:
-            ids = [*tpl.prefix, *p, *tpl.middle, *r, *tpl.suffix]
-            types = [*tpl.prefix_types, *[tpl.a_type] * len(p), *tpl.middle_types,
-                     *[tpl.b_type] * len(r), *tpl.suffix_types]
-        else:
-            ids = [*tpl.prefix, *p, *r, *tpl.suffix]
-            types = [*tpl.prefix_types, *[tpl.a_type] * (len(p) + len(r)), *tpl.suffix_types]
-        out.append(EncodedText(ids, types if with_types else None))
+        # The single-sequence template has no middle; the response then shares the prompt's type.
+        ids = [*tpl.prefix, *p, *tpl.middle, *r, *tpl.suffix]
+        r_type = tpl.b_type if pair_format else tpl.a_type
+        types = [*tpl.prefix_types, *[tpl.a_type] * len(p), *tpl.middle_types,
+                 *[r_type] * len(r), *tpl.suffix_types]
+        out.append(EncodedText(ids, types if with_types else None,
+                               prompt_end=len(tpl.prefix) + len(p) + len(tpl.middle),
+                               prompt_cut=len(p_ids) - len(p), response_cut=len(r_ids) - len(r)))
     return out
 
 
