@@ -30,6 +30,7 @@ from rewardlab.models.text import (
     prepare_tokenizer,
     resolve_model_path,
     truncate_pair,
+    truncation_counts,
 )
 from tiny_models import build_tiny_gpt2, build_tiny_llama, tiny_config, toy_pairs, word_tokenizer
 
@@ -143,6 +144,35 @@ def test_decoder_concatenates_and_truncates() -> None:
     # One <s> (no pair template), the prompt's end, the whole response.
     assert tok.convert_ids_to_tokens(enc.input_ids) == ["<s>", "the", "sun", "good", "good"]
     assert enc.token_type_ids is None  # this model takes no token types
+
+
+def test_truncation_is_recorded_and_counted() -> None:
+    tok = word_tokenizer(bos=True)
+    prepare_tokenizer(tok)
+    # Budget 6: <s> + 5 tokens. Pair 0 fits; pair 1 loses prompt tokens (in both inputs);
+    # pair 2's rejected response alone is longer than the budget (response cut, prompt gone).
+    prompts = ["the cat", "the cat the dog the sun", "a"]
+    chosen = encode_prompt_response(tok, prompts, ["good", "good good", "good"], max_length=6,
+                                    pair_format=False)
+    rejected = encode_prompt_response(tok, prompts, ["bad", "bad", "bad a a a a a"],
+                                      max_length=6, pair_format=False)
+    assert [(x.prompt_end, x.prompt_cut, x.response_cut) for x in chosen] == [
+        (3, 0, 0), (4, 3, 0), (2, 0, 0)]
+    assert [(x.prompt_end, x.prompt_cut, x.response_cut) for x in rejected] == [
+        (3, 0, 0), (5, 2, 0), (1, 1, 1)]
+    assert tok.convert_ids_to_tokens(rejected[2].input_ids) == ["<s>", "bad", "a", "a", "a", "a"]
+    assert truncation_counts(chosen, rejected) == {
+        "pairs": 3, "truncated": 2, "prompt_cut": 2, "response_cut": 1, "tokens_cut": 7}
+
+
+def test_fit_reports_truncation_and_drops_nothing(gpt2_dir: Path) -> None:
+    long = Pairs(["the cat " * 20, "a"], ["good", "good"], ["bad", "bad"])
+    rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1, epochs=1, batch_size=1,
+                                         max_length=8), progress=False)
+    result = rm.fit(long)
+    assert result.steps == 2  # both pairs trained on, the long one cut, not dropped
+    assert result.truncation == {"pairs": 2, "truncated": 1, "prompt_cut": 1,
+                                 "response_cut": 0, "tokens_cut": 2 * (40 - 7)}
 
 
 def test_pad_token_for_causal_lm_without_one(gpt2_dir: Path) -> None:

@@ -22,7 +22,8 @@ from rewardlab.models.embedding import EmbeddingRewardModel
 from rewardlab.models.finetune import FinetuneRewardModel
 
 __all__ = ["BACKENDS", "FitResult", "Pairs", "PreparedPairs", "RewardModel", "backend_class",
-           "build_reward_model", "load_reward_model", "member_seed", "prepare_pairs"]
+           "build_reward_model", "input_truncation", "load_reward_model", "member_seed",
+           "prepare_pairs"]
 
 BACKENDS: dict[str, type[RewardModel]] = {
     "embedding": EmbeddingRewardModel,
@@ -56,3 +57,11 @@ def load_reward_model(path: str | os.PathLike[str], *, progress: bool = True) ->
 def prepare_pairs(config: ModelConfig, pairs: Pairs, *, progress: bool = True) -> PreparedPairs:
     """``pairs`` with the inputs every model of ``config``'s backend and encoding reads."""
     return PreparedPairs(pairs, build_reward_model(config, progress=progress).prepare(pairs))
+
+
+def input_truncation(prepared: PreparedPairs) -> dict[str, int] | None:
+    """How many of ``prepared``'s pairs were cut to the token budget, and how
+    (:func:`rewardlab.models.text.truncation_counts`), for backends whose inputs count it
+    (``inputs.truncation()``); ``None`` for the others."""
+    counts = getattr(prepared.inputs, "truncation", None)
+    return counts() if callable(counts) else None

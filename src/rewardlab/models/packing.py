@@ -100,7 +100,7 @@ def attention_mask_4d(branch: torch.Tensor, *, additive_dtype: torch.dtype | Non
     length = branch.shape[1]
     q, k = branch[:, :, None], branch[:, None, :]
     causal = torch.ones(length, length, dtype=torch.bool, device=branch.device).tril()
-    allowed = ((k == 0) | (k == q)) & (k != _PAD_BRANCH) & causal
+    allowed = ((k == 0) | (k == q)) & (k != _PAD_BRANCH) & (q != _PAD_BRANCH) & causal
     allowed |= torch.eye(length, dtype=torch.bool, device=branch.device)
     allowed = allowed[:, None]
     if additive_dtype is None:

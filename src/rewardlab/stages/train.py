@@ -113,7 +113,7 @@ def run_train(train_ds: Any, held_out: dict[str, Any], *, model: ModelConfig, pl
         "settings": config_dict(model),
         "denoise": {"plan": config_dict(plan), **outcome.denoise},
         "fit": {"train_loss": outcome.fit.train_loss, "steps": outcome.fit.steps,
-                "seconds": outcome.fit.seconds},
+                "seconds": outcome.fit.seconds, "truncation": outcome.fit.truncation},
         "train": evaluate_model(outcome.model, train_ds),
     }
     for name, ds in held_out.items():
