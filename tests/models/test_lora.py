@@ -68,14 +68,27 @@ def test_members_learn_apart_on_one_backbone(lora_trained: FinetuneRewardModel) 
     delta = rm.score(toy_pairs(32, 2))
     assert delta.shape == (3, 32)
     assert all(accuracy(row) > 0.9 for row in delta)
-    # Own seeds: every member's head and adapters started, and ended, somewhere else.
-    heads = [p for n, p in rm.lora.model.named_parameters() if "modules_to_save" in n]
-    assert len(heads) == 3 and not torch.equal(heads[0], heads[1])
     assert not torch.equal(delta[0], delta[1])
     # The backbone is shared and frozen: no base weight is trainable, and nothing but the
     # active member's adapters and head is.
     trainable = [n for n, p in rm.lora.model.named_parameters() if p.requires_grad]
     assert trainable and all("member_2" in n for n in trainable)
+
+
+def test_each_member_draws_its_own_head(base_dir: Path) -> None:
+    from accelerate.utils import set_seed
+
+    rm = FinetuneRewardModel(tiny_config(str(base_dir), members=3, lora_r=2), progress=False)
+    base = rm._load_backbone()
+    for seed in (5, 6, 5):
+        set_seed(seed)
+        rm._next_member(base)
+    assert rm.lora is not None
+    heads = [p for n, p in rm.lora.model.named_parameters() if "modules_to_save" in n]
+    # peft copies the backbone's one random head into every adapter; each member redraws it
+    # from its own seed (the same seed draws the same head).
+    assert len(heads) == 3 and not torch.equal(heads[0], heads[1])
+    assert torch.equal(heads[0], heads[2])
 
 
 def test_backbone_loaded_once(base_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

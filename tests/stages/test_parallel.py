@@ -135,7 +135,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 def _args(s: SimpleNamespace, out: Path, *extra: str) -> list[str]:
     return ["strength", str(s.data), "-o", str(out), "--backend", "finetune", "--model",
             str(s.model), "--epochs", "3", "--batch-size", "8", "--lr", "0.01",
-            "--max-length", "32", "--device", "cpu", "--quiet", *extra]
+            "--max-length", "32", "--device", "cpu", *extra]
 
 
 def _launch(processes: int, args: list[str]) -> list[str]:
@@ -148,8 +148,10 @@ def _launch(processes: int, args: list[str]) -> list[str]:
             "--main_process_port", "0", "-m", "rewardlab.cli", *args]
 
 
-def _run(s: SimpleNamespace, processes: int, out: Path, *extra: str) -> str:
-    proc = subprocess.run(_launch(processes, _args(s, out, *extra)), env=s.env,
+def _run(s: SimpleNamespace, processes: int, out: Path, *extra: str, quiet: bool = True) -> str:
+    """Run to the end; return the log (info messages only when not ``quiet``)."""
+    args = _args(s, out, *extra, *(["--quiet"] if quiet else []))
+    proc = subprocess.run(_launch(processes, args), env=s.env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stderr
@@ -184,7 +186,7 @@ def _kill_when_some_finished(s: SimpleNamespace, processes: int, out: Path, jobs
     jobs had finished."""
     import psutil
 
-    proc = subprocess.Popen(_launch(processes, _args(s, out, *extra)), env=s.env,
+    proc = subprocess.Popen(_launch(processes, _args(s, out, *extra, "--quiet")), env=s.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 600
@@ -209,7 +211,7 @@ def test_kill9_resumes_at_the_first_unfinished_member(setup: SimpleNamespace,
     insample = ["--members", "4", "--parallel", parallel]
     killed = setup.root / f"killed-{parallel}"
     finished = _kill_when_some_finished(setup, 2, killed, 4, *insample)
-    log = _run(setup, 2, killed, *insample)
+    log = _run(setup, 2, killed, *insample, quiet=False)
     assert f"resuming, {finished} of 4 jobs already finished" in log
     clean = setup.root / f"clean-{parallel}"
     # Members mode: the same bytes as one uninterrupted process. Data mode (DDP splits every
