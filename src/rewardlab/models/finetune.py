@@ -224,6 +224,10 @@ class FinetuneRewardModel:
     trains_members_jointly = False
     """Members train one after another (the strength stage plans one job per member)."""
 
+    pack_prompts = True
+    """Causal LMs: run each pair's prompt once with both responses (exact; fewer tokens). The
+    benchmarks switch it off to measure what it saves."""
+
     routed_scoring = False
     """LoRA ensembles: score all members in one pass over the shared weights (peft routes each
     row to its adapter) instead of one pass per member. Off: on the CPU the loop measured faster
@@ -315,7 +319,7 @@ class FinetuneRewardModel:
     def _collate(self, model: torch.nn.Module) -> Callable[..., dict[str, torch.Tensor]]:
         """How batches for ``model`` are built: packed (each prompt once) for decoder-only
         models that take a custom mask, padded pairs otherwise."""
-        packed = not self.pair_format and supports_packing(model)
+        packed = self.pack_prompts and not self.pair_format and supports_packing(model)
         return collate_packed if packed else collate_pairs
 
     # -- members ----------------------------------------------------------------------------------
@@ -420,6 +424,11 @@ class FinetuneRewardModel:
         t0 = time.perf_counter()
         batch = min(c.resolved_batch_size, n)
         accelerator = self._make_accelerator()
+        plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+        if c.finetune.lora_r == 0 and getattr(plugin, "zero_stage", 0) == 3:
+            raise ValueError("DeepSpeed ZeRO-3 is supported for LoRA ensembles (--lora-r > 0), "
+                             "whose frozen backbone it shards; full fine-tuning under ZeRO-3 is "
+                             "not (its members are moved to the CPU whole)")
         if batch % accelerator.num_processes:
             raise ValueError(f"--batch-size {batch} must be a multiple of the "
                              f"{accelerator.num_processes} processes")
@@ -648,9 +657,11 @@ class FinetuneRewardModel:
         path = Path(path)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank = torch.distributed.get_rank() if distributed else Ranks.from_env().rank
-        if rank == 0:
-            write_folder_atomically(path, self._write_into, marker=MODEL_INFO_FILE,
-                                    kind="rewardlab model folder")
+        gathered = self._lora.gathered() if self._lora is not None else contextlib.nullcontext()
+        with gathered:  # every rank gathers ZeRO-3 partitions; rank 0 writes
+            if rank == 0:
+                write_folder_atomically(path, self._write_into, marker=MODEL_INFO_FILE,
+                                        kind="rewardlab model folder")
         if distributed:
             torch.distributed.barrier()
         return path

@@ -134,7 +134,8 @@ class LoraEnsemble:
         ensemble._fresh_head(name)
         ensemble.model.set_adapter(name)  # also makes exactly this member trainable
         for p in ensemble.model.parameters():
-            if p.requires_grad and p.dtype != torch.float32:
+            # ZeRO-3 partitions parameters (ds_id) and keeps float32 masters itself.
+            if p.requires_grad and p.dtype != torch.float32 and not hasattr(p, "ds_id"):
                 p.data = p.data.float()
         return ensemble
 
@@ -142,11 +143,27 @@ class LoraEnsemble:
         """Redraw adapter ``name``'s copies of the new modules: peft copies them from the
         backbone's one draw, and members must not share a head initialization."""
         from peft.utils import ModulesToSaveWrapper
+        from peft.utils.integrations import gather_params_ctx
 
         std = float(getattr(self.model.get_base_model().config, "initializer_range", 0.02))
         for module in self.model.modules():
             if isinstance(module, ModulesToSaveWrapper) and name in module.modules_to_save:
-                _reinit(module.modules_to_save[name], std)
+                fresh = module.modules_to_save[name]
+                # Under ZeRO-3 the copy is partitioned: gather it whole to redraw it.
+                with gather_params_ctx(list(fresh.parameters()), modifier_rank=0):
+                    _reinit(fresh, std)
+
+    @contextmanager
+    def gathered(self) -> Iterator[None]:
+        """Every member's adapter and head weights whole on every rank inside the block (under
+        DeepSpeed ZeRO-3 they are partitioned; elsewhere this does nothing). Every rank must
+        enter it."""
+        from peft.utils.integrations import gather_params_ctx
+
+        names = tuple(f".{n}." for n in self.names)
+        params = [p for n, p in self.model.named_parameters() if any(k in n for k in names)]
+        with gather_params_ctx(params, modifier_rank=None):
+            yield
 
     # -- running ------------------------------------------------------------------------------
     def each(self, run: Callable[[torch.nn.Module], torch.Tensor]) -> torch.Tensor:
