@@ -79,6 +79,9 @@ def measure(argv: list[str]) -> dict[str, Any]:
         disk = folder_mb(folder)
     cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return {"members": members, "fit_seconds": fit.seconds, "steps_per_member": fit.steps,
+            "train_pairs_per_s": len(train) * members / fit.seconds,
+            "score_pairs_per_s_looped": len(test) / looped_s,
+            "score_pairs_per_s_routed": len(test) / routed_s,
             "score_seconds_looped": looped_s, "score_seconds_routed": routed_s,
             "routed_max_abs_diff": float((routed - looped).abs().max()),
             "save_seconds": save_s, "disk_mb": disk, "peak_rss_mb": peak_rss_mb(),

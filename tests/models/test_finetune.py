@@ -23,7 +23,7 @@ import torch
 from rewardlab.config import DEFAULT_MODEL, ModelConfig
 from rewardlab.evaluation import accuracy
 from rewardlab.models import Pairs, load_reward_model, member_seed
-from rewardlab.models.finetune import FinetuneRewardModel
+from rewardlab.models.finetune import FinetuneRewardModel, LengthGroupedBatches
 from rewardlab.models.text import (
     encode_prompt_response,
     pad_encoded,
@@ -228,6 +228,26 @@ def test_target_reaches_the_loss(gpt2_dir: Path) -> None:
     assert accuracy(rm.score(toy_pairs(32, 2))[0]) < 0.1
     with pytest.raises(ValueError, match="target and margin"):
         rm.fit(train, margin=torch.zeros(63))
+
+
+def test_length_grouped_batches() -> None:
+    lengths = [(i * 37) % 101 for i in range(100)]
+
+    def epochs(seed: int) -> list[list[list[int]]]:
+        sampler = LengthGroupedBatches(lengths, 4, torch.Generator().manual_seed(seed), group=5)
+        return [list(sampler) for _ in range(2)]
+
+    first, second = epochs(0)
+    for batches in (first, second):
+        assert len(batches) == 25 and all(len(b) == 4 for b in batches)
+        assert sorted(i for b in batches for i in b) == list(range(100))  # each pair once
+    assert first != second and epochs(0) == [first, second] and epochs(1)[0] != first
+    # Similar lengths share a batch: far less padding than batches in plain random order.
+    def padded(batches: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    shuffled = torch.randperm(100, generator=torch.Generator().manual_seed(0)).tolist()
+    assert padded(first) < 0.8 * padded([shuffled[k:k + 4] for k in range(0, 100, 4)])
 
 
 def test_grad_accum_counts_optimizer_steps(gpt2_dir: Path) -> None:
