@@ -24,7 +24,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lm_common import causal_lm, child_main, folder_mb, hh_pairs, in_child, peak_rss_mb
+from lm_common import (
+    causal_lm,
+    child_main,
+    current_rss_mb,
+    folder_mb,
+    hh_pairs,
+    in_child,
+    peak_rss_mb,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,6 +77,7 @@ def measure(argv: list[str]) -> dict[str, Any]:
     rm = FinetuneRewardModel(config, progress=False)
     train = hh_pairs(a.pairs, seed=1)
     fit = rm.fit(train)
+    rss_after_fit = current_rss_mb()  # the ensemble's steady footprint, past the loading peak
     test = rm.prepare(hh_pairs(a.score_pairs, seed=2))
     looped_s, looped = _timed_score(rm, test, routed=False)
     routed_s, routed = _timed_score(rm, test, routed=True)
@@ -85,6 +94,7 @@ def measure(argv: list[str]) -> dict[str, Any]:
             "score_seconds_looped": looped_s, "score_seconds_routed": routed_s,
             "routed_max_abs_diff": float((routed - looped).abs().max()),
             "save_seconds": save_s, "disk_mb": disk, "peak_rss_mb": peak_rss_mb(),
+            "rss_after_fit_mb": rss_after_fit,
             "peak_cuda_mb": cuda}
 
 
@@ -98,7 +108,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for m in (int(x) for x in a.members.split(",")):
         row = in_child(__file__, [str(m), *flags])
         rows.append(row)
-        print(f"M={m:>2}: peak RSS {row['peak_rss_mb']:.0f} MiB, saved {row['disk_mb']:.1f} MiB "
+        print(f"M={m:>2}: peak RSS {row['peak_rss_mb']:.0f} MiB (after fit "
+              f"{row['rss_after_fit_mb']:.0f} MiB), saved {row['disk_mb']:.1f} MiB "
               f"(full fine-tuning would save {m * base_mb:.0f} MiB), fit {row['fit_seconds']:.0f}"
               f" s, score {a.score_pairs} pairs looped {row['score_seconds_looped']:.2f} s / "
               f"routed {row['score_seconds_routed']:.2f} s (max |diff| "

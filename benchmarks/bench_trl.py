@@ -10,7 +10,9 @@ warm-up 10%, clipping 1.0) and threads for every engine; each engine runs in its
 * ``trl-nockpt``: the same without gradient checkpointing;
 * ``rewardlab``: ``FinetuneRewardModel.fit`` (truncates, never drops; packs each causal-LM
   prompt once with both responses);
-* ``rewardlab-unpacked``: the same with prompt packing off (causal LMs only).
+* ``rewardlab-unpacked``: the same with prompt packing off (causal LMs only);
+* ``rewardlab-kept``: rewardlab on exactly the pairs TRL keeps (the loops compared on identical
+  inputs: per step, rewardlab otherwise carries the long pairs TRL drops).
 
 Models: ``minilm`` (the bundled encoder) and ``tiny-llama`` (a 4-layer Llama from a config, random
 weights, MiniLM's tokenizer). Needs the ``bench`` extra (``pip install -e '.[bench]'``: TRL).
@@ -37,7 +39,7 @@ from typing import Any
 
 from lm_common import StepClock, child_main, hh_pairs, in_child, model_path, peak_rss_mb
 
-ENGINES = ("trl", "trl-nockpt", "rewardlab", "rewardlab-unpacked")
+ENGINES = ("trl", "trl-nockpt", "rewardlab", "rewardlab-unpacked", "rewardlab-kept")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,6 +79,23 @@ def _rewardlab(model: str, pairs: Any, a: argparse.Namespace, packed: bool) -> d
             "pairs_trained": len(data), "pairs_dropped": 0,
             "pairs_truncated": fit.truncation["truncated"],
             "tokens_per_pair": tokens / len(data)}
+
+
+def trl_keeps(model: str, pairs: Any, max_length: int) -> list[int]:
+    """The pairs TRL's ``RewardTrainer`` keeps: it appends eos to ``prompt + response``,
+    tokenizes with special tokens and drops a pair when either side exceeds ``max_length``."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    eos = tok.eos_token or tok.sep_token
+
+    def length(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tok(texts, verbose=False)["input_ids"]]
+
+    chosen = length([p + c + eos for p, c in zip(pairs.prompt, pairs.chosen, strict=True)])
+    rejected = length([p + r + eos for p, r in zip(pairs.prompt, pairs.rejected, strict=True)])
+    return [i for i, (c, r) in enumerate(zip(chosen, rejected, strict=True))
+            if c <= max_length and r <= max_length]
 
 
 def _trl(model: str, pairs: Any, a: argparse.Namespace, checkpointing: bool) -> dict[str, Any]:
@@ -127,7 +146,10 @@ def measure(argv: list[str]) -> dict[str, Any]:
     if engine.startswith("trl"):
         out = _trl(path, pairs, a, checkpointing=engine == "trl")
     else:
-        out = _rewardlab(path, pairs, a, packed=engine == "rewardlab")
+        if engine == "rewardlab-kept":
+            pairs = pairs.subset(trl_keeps(path, pairs, a.max_length))
+        out = _rewardlab(path, pairs, a, packed=engine != "rewardlab-unpacked")
+        out["pairs_dropped"] = a.pairs - len(pairs)
     out.update(engine=engine, model=model, seconds=time.perf_counter() - t0,
                peak_rss_mb=peak_rss_mb(),
                tokens_per_step=out["tokens_per_pair"] * a.batch_size)

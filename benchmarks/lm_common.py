@@ -115,6 +115,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    """Resident memory of this process now, MiB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def folder_mb(folder: Path) -> float:
     """Size of every file under ``folder``, MiB."""
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20

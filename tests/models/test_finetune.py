@@ -25,6 +25,7 @@ from rewardlab.evaluation import accuracy
 from rewardlab.models import Pairs, load_reward_model, member_seed
 from rewardlab.models.finetune import FinetuneRewardModel, LengthGroupedBatches
 from rewardlab.models.text import (
+    encode_pairs,
     encode_prompt_response,
     pad_encoded,
     prepare_tokenizer,
@@ -146,23 +147,30 @@ def test_decoder_concatenates_and_truncates() -> None:
     assert enc.token_type_ids is None  # this model takes no token types
 
 
-def test_truncation_is_recorded_and_counted() -> None:
+def test_pairs_are_cut_together_and_counted() -> None:
     tok = word_tokenizer(bos=True)
     prepare_tokenizer(tok)
-    # Budget 6: <s> + 5 tokens. Pair 0 fits; pair 1 loses prompt tokens (in both inputs);
-    # pair 2's rejected response alone is longer than the budget (response cut, prompt gone).
-    prompts = ["the cat", "the cat the dog the sun", "a"]
-    chosen = encode_prompt_response(tok, prompts, ["good", "good good", "good"], max_length=6,
-                                    pair_format=False)
-    rejected = encode_prompt_response(tok, prompts, ["bad", "bad", "bad a a a a a"],
-                                      max_length=6, pair_format=False)
+    # Budget 6: <s> + 5 tokens. Pair 0 fits; pair 1 loses prompt tokens (both inputs keep the
+    # same 3, as the longer response leaves room for); pair 2's rejected response alone is
+    # longer than the budget (response cut, and the prompt gone from both inputs).
+    chosen, rejected = encode_pairs(
+        tok, ["the cat", "the cat the dog the sun", "a"], ["good", "good good", "good"],
+        ["bad", "bad", "bad a a a a a"], max_length=6, pair_format=False)
     assert [(x.prompt_end, x.prompt_cut, x.response_cut) for x in chosen] == [
-        (3, 0, 0), (4, 3, 0), (2, 0, 0)]
+        (3, 0, 0), (4, 3, 0), (1, 1, 0)]
     assert [(x.prompt_end, x.prompt_cut, x.response_cut) for x in rejected] == [
-        (3, 0, 0), (5, 2, 0), (1, 1, 1)]
+        (3, 0, 0), (4, 3, 0), (1, 1, 1)]
+    assert tok.convert_ids_to_tokens(chosen[1].input_ids) == ["<s>", "dog", "the", "sun",
+                                                              "good", "good"]
+    assert tok.convert_ids_to_tokens(rejected[1].input_ids) == ["<s>", "dog", "the", "sun",
+                                                                "bad"]
     assert tok.convert_ids_to_tokens(rejected[2].input_ids) == ["<s>", "bad", "a", "a", "a", "a"]
     assert truncation_counts(chosen, rejected) == {
-        "pairs": 3, "truncated": 2, "prompt_cut": 2, "response_cut": 1, "tokens_cut": 7}
+        "pairs": 3, "truncated": 2, "prompt_cut": 2, "response_cut": 1, "tokens_cut": 9}
+    # A single (prompt, response) keeps as much prompt as its own response leaves room for.
+    [alone] = encode_prompt_response(tok, ["the cat the dog the sun"], ["bad"], max_length=6,
+                                     pair_format=False)
+    assert (alone.prompt_end, alone.prompt_cut) == (5, 2)
 
 
 def test_fit_reports_truncation_and_drops_nothing(gpt2_dir: Path) -> None:

@@ -10,17 +10,18 @@ import torch
 
 from rewardlab.models import Pairs
 from rewardlab.models.finetune import (
+    EncodedPairs,
     FinetuneRewardModel,
     collate_packed,
     collate_pairs,
     pair_deltas,
 )
 from rewardlab.models.packing import attention_mask_4d, pack_pairs, supports_packing
-from rewardlab.models.text import EncodedText
+from rewardlab.models.text import EncodedText, encode_prompt_response
 from tiny_models import build_tiny_gpt2, build_tiny_llama, tiny_config
 
-# Responses of different lengths under a tight budget: some pairs keep the same prompt tokens
-# (shared prefix), others have their prompts cut differently (two independent segments).
+# Responses of different lengths under a tight budget: cut one input at a time, some pairs keep
+# the same prompt tokens (shared prefix), others do not (two independent segments).
 PAIRS = Pairs(
     ["the cat the dog the sun the moon the tree", "a", "the river", "the house the car"],
     ["good", "good the cat the dog", "good a", "good the"],
@@ -70,6 +71,11 @@ def test_rows_positions_and_read_points() -> None:
     assert batch["packed_read"].tolist() == [[4, 5], [4, 7]]
 
 
+def _shared(data: EncodedPairs) -> list[bool]:
+    return [c.input_ids[:c.prompt_end] == r.input_ids[:r.prompt_end]
+            for c, r in zip(data.chosen, data.rejected, strict=True)]
+
+
 @pytest.mark.parametrize("build", [build_tiny_gpt2, build_tiny_llama])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_packed_rewards_equal_padded(build: object, attention: str, tmp_path: Path) -> None:
@@ -78,10 +84,13 @@ def test_packed_rewards_equal_padded(build: object, attention: str, tmp_path: Pa
     model = rm._load_backbone()[0].eval()
     model.config._attn_implementation = attention
     assert supports_packing(model)
-    data = rm.prepare(PAIRS)
-    shared = [c.input_ids[:c.prompt_end] == r.input_ids[:r.prompt_end]
-              for c, r in zip(data.chosen, data.rejected, strict=True)]
-    assert any(shared) and not all(shared)  # both kinds of row are exercised
+    # rm.prepare cuts a pair's inputs together (one shared prompt); inputs cut one by one
+    # exercise the other kind of row too (two independent segments).
+    assert all(_shared(rm.prepare(PAIRS)))
+    kw = {"max_length": rm.max_length, "pair_format": False}
+    data = EncodedPairs(encode_prompt_response(rm.tokenizer, PAIRS.prompt, PAIRS.chosen, **kw),
+                        encode_prompt_response(rm.tokenizer, PAIRS.prompt, PAIRS.rejected, **kw))
+    assert any(_shared(data)) and not all(_shared(data))
     idx = list(range(len(PAIRS)))
     with torch.no_grad():
         padded = pair_deltas(model, collate_pairs(data, rm.pad_id, idx))

@@ -57,6 +57,7 @@ from rewardlab.models.lora import LoraEnsemble, adapter_name, check_base, weight
 from rewardlab.models.packing import pack_pairs, packed_rewards, supports_packing
 from rewardlab.models.text import (
     EncodedText,
+    encode_pairs,
     encode_prompt_response,
     is_decoder_only,
     pad_encoded,
@@ -332,15 +333,15 @@ class FinetuneRewardModel:
 
         Inputs hold at most ``config.max_length`` tokens, and never more than the tokenizer's
         ``model_max_length`` (a BERT's position table ends at 512). Longer ones are cut, never
-        dropped: the response keeps its start, the prompt its end (``truncation()`` counts them).
+        dropped: the responses keep their start, and both inputs the same end of the prompt
+        (``truncation()`` counts them).
         """
         if isinstance(pairs, EncodedPairs):
             return pairs
-        kw = {"max_length": self.max_length, "pair_format": self.pair_format}
-        return EncodedPairs(
-            chosen=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.chosen, **kw),
-            rejected=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.rejected, **kw),
-        )
+        chosen, rejected = encode_pairs(self.tokenizer, pairs.prompt, pairs.chosen,
+                                        pairs.rejected, max_length=self.max_length,
+                                        pair_format=self.pair_format)
+        return EncodedPairs(chosen, rejected)
 
     @property
     def max_length(self) -> int:
