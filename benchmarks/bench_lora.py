@@ -17,7 +17,6 @@ Add ``--device cuda`` on a GPU (the backbone then loads in bfloat16).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from lm_common import (
     hh_pairs,
     in_child,
     peak_rss_mb,
+    write_results,
 )
 
 
@@ -117,9 +117,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if len(rows) > 1:
         print(f"peak RSS M={rows[-1]['members']} / M={rows[0]['members']}: "
               f"{rows[-1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f}x")
-    if a.json:
-        a.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    return rows
+    return write_results(a.json, rows)
 
 
 if __name__ == "__main__" and not child_main(measure):

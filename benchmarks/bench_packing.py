@@ -12,7 +12,6 @@ median) and the largest difference between the packed and padded Δ (exactness).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lm_common import causal_lm, hh_pairs
+from lm_common import causal_lm, hh_pairs, write_results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,9 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{result['seconds_padded']:.3f} s padded, {result['seconds_packed']:.3f} s packed "
           f"({result['speedup']:.2f}x); max |Δ packed − Δ padded| "
           f"{result['max_abs_delta_diff']:.1e}")
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return write_results(a.json, result)
 
 
 if __name__ == "__main__":

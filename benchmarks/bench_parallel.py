@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lm_common import WORK, hh_pairs
+from lm_common import WORK, hh_pairs, write_results
+
+from rewardlab.launch import launch_command
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,12 +50,8 @@ def _command(a: argparse.Namespace, data: Path, out: Path, processes: int) -> li
             "--members", str(a.members), "--epochs", str(a.epochs), "--batch-size",
             str(a.batch_size), "--max-length", str(a.max_length), "--lora-r", str(a.lora_r),
             "--device", a.device, "--parallel", "members", "--quiet"]
-    if processes == 1:
-        return [sys.executable, "-m", "rewardlab.cli", *args]
-    launcher = Path(sys.executable).parent / "accelerate"
-    return [str(launcher), "launch", "--multi_gpu", "--num_processes", str(processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "--main_process_port", "0", "-m", "rewardlab.cli", *args]
+    target = ["-m", "rewardlab.cli", *args]
+    return [sys.executable, *target] if processes == 1 else launch_command(processes, target)
 
 
 def _timed(cmd: list[str], threads: int) -> float:
@@ -86,9 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"M={a.members}, {a.pairs} pairs, {a.threads} thread(s) per process: 1 process "
           f"{seconds[1]:.1f} s, {a.processes} processes {seconds[a.processes]:.1f} s "
           f"({result['speedup']:.2f}x); strength.parquet identical: {same}")
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return write_results(a.json, result)
 
 
 if __name__ == "__main__":

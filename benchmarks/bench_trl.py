@@ -30,14 +30,21 @@ A smoke run::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from lm_common import StepClock, child_main, hh_pairs, in_child, model_path, peak_rss_mb
+from lm_common import (
+    StepClock,
+    child_main,
+    hh_pairs,
+    in_child,
+    model_path,
+    peak_rss_mb,
+    write_results,
+)
 
 ENGINES = ("trl", "trl-nockpt", "rewardlab", "rewardlab-unpacked", "rewardlab-kept")
 
@@ -177,9 +184,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             if base and r["model"] == model and r["engine"] != "trl":
                 ratio = r["seconds_per_step"] / base["seconds_per_step"]
                 print(f"{model:>10} {r['engine']:>18}: {ratio:.2f}x TRL default's time per step")
-    if a.json:
-        a.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    return rows
+    return write_results(a.json, rows)
 
 
 if __name__ == "__main__" and not child_main(measure):

@@ -11,11 +11,12 @@ No ``torch.distributed`` group is needed then: ranks exchange finished work thro
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Ranks", "alone"]
+__all__ = ["Ranks", "alone", "launch_command"]
 
 _DISTRIBUTED_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK",
                     "PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
@@ -73,3 +74,17 @@ def alone() -> Iterator[Ranks]:
         yield ranks
     finally:
         os.environ.update(saved)
+
+
+def launch_command(processes: int, target: Sequence[str]) -> list[str]:
+    """The command that runs ``target`` (``["-m", "rewardlab.cli", ...]`` or a script and its
+    arguments) as ``processes`` processes on this machine through ``accelerate launch``.
+
+    On CPUs too: accelerate's own ``--cpu`` starts several processes only through ``mpirun``, so
+    the torchrun launcher behind ``--multi_gpu`` starts them, and ``--device cpu`` (the
+    Accelerator's ``cpu=True``) keeps them on the CPU, talking over gloo.
+    """
+    launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    return [launcher, "launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", "0", *target]

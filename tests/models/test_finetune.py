@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ import torch
 
 from rewardlab.config import DEFAULT_MODEL, ModelConfig
 from rewardlab.evaluation import accuracy
+from rewardlab.launch import launch_command
 from rewardlab.models import Pairs, load_reward_model, member_seed
 from rewardlab.models.finetune import FinetuneRewardModel, LengthGroupedBatches
 from rewardlab.models.text import (
@@ -33,28 +33,12 @@ from rewardlab.models.text import (
     truncate_pair,
     truncation_counts,
 )
-from tiny_models import build_tiny_gpt2, build_tiny_llama, tiny_config, toy_pairs, word_tokenizer
+from tiny_models import tiny_config, toy_pairs, word_tokenizer
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The CPU is shared; two torch threads fighting a neighbour are slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("llama"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -343,16 +327,11 @@ def _ddp_main(model_dir: str, out_dir: str) -> None:
 
 @pytest.mark.slow
 def test_accelerate_launch_two_processes(gpt2_dir: Path, tmp_path: Path) -> None:
-    launcher = Path(sys.executable).parent / "accelerate"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    # accelerate 1.15's `launch --cpu` starts several processes only through mpirun; without it
-    # the torchrun launcher behind --multi_gpu starts them, and the Accelerator's cpu=True
-    # (config.device == "cpu") turns the job into MULTI_CPU DDP over gloo.
-    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-           __file__, str(gpt2_dir), str(tmp_path)]
+    # CPU processes over gloo: see launch_command.
+    cmd = launch_command(2, [__file__, str(gpt2_dir), str(tmp_path)])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]

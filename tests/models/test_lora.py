@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,29 +15,19 @@ from rewardlab.models import Pairs, load_reward_model
 from rewardlab.models.finetune import FinetuneRewardModel
 from rewardlab.models.lora import weights_hash
 from rewardlab.models.text import encode_prompt_response, pad_encoded
-from tiny_models import build_tiny_llama, tiny_config, toy_pairs
+from tiny_models import tiny_config, toy_pairs
 
 PAIRS = Pairs(["the cat sat", "a", "the dog the sun the tree"], ["good good", "good", "good a"],
               ["bad bad", "bad bad bad", "bad"])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("llama"))
-
-
-@pytest.fixture(scope="module")
-def lora_trained(base_dir: Path) -> FinetuneRewardModel:
+def lora_trained(llama_dir: Path) -> FinetuneRewardModel:
     torch.set_num_threads(1)
-    rm = FinetuneRewardModel(tiny_config(str(base_dir), members=3, lora_r=4), progress=False)
+    rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=3, lora_r=4), progress=False)
     rm.fit(toy_pairs(64, 0))
     return rm
 
@@ -75,10 +64,10 @@ def test_members_learn_apart_on_one_backbone(lora_trained: FinetuneRewardModel) 
     assert trainable and all("member_2" in n for n in trainable)
 
 
-def test_each_member_draws_its_own_head(base_dir: Path) -> None:
+def test_each_member_draws_its_own_head(llama_dir: Path) -> None:
     from accelerate.utils import set_seed
 
-    rm = FinetuneRewardModel(tiny_config(str(base_dir), members=3, lora_r=2), progress=False)
+    rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=3, lora_r=2), progress=False)
     base = rm._load_backbone()
     for seed in (5, 6, 5):
         set_seed(seed)
@@ -91,7 +80,7 @@ def test_each_member_draws_its_own_head(base_dir: Path) -> None:
     assert torch.equal(heads[0], heads[2])
 
 
-def test_backbone_loaded_once(base_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backbone_loaded_once(llama_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     original = FinetuneRewardModel._load_backbone
 
@@ -100,18 +89,18 @@ def test_backbone_loaded_once(base_dir: Path, monkeypatch: pytest.MonkeyPatch) -
         return original(self)
 
     monkeypatch.setattr(FinetuneRewardModel, "_load_backbone", counting)
-    rm = FinetuneRewardModel(tiny_config(str(base_dir), members=4, lora_r=2, epochs=1),
+    rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=4, lora_r=2, epochs=1),
                              progress=False)
     rm.fit(toy_pairs(16, 0))
     assert len(calls) == 1 and rm.lora is not None and rm.lora.members == 4
-    full = FinetuneRewardModel(tiny_config(str(base_dir), members=2, epochs=1), progress=False)
+    full = FinetuneRewardModel(tiny_config(str(llama_dir), members=2, epochs=1), progress=False)
     full.fit(toy_pairs(16, 0))
     assert len(calls) == 3  # full fine-tuning: one fresh model per member
 
 
-def test_same_seed_same_members(base_dir: Path) -> None:
+def test_same_seed_same_members(llama_dir: Path) -> None:
     def run(seed: int) -> torch.Tensor:
-        rm = FinetuneRewardModel(tiny_config(str(base_dir), members=2, lora_r=2, epochs=1,
+        rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=2, lora_r=2, epochs=1,
                                              seed=seed), progress=False)
         rm.fit(toy_pairs(16, 0))
         return rm.score(PAIRS)
@@ -132,27 +121,27 @@ def test_routed_scoring_matches_the_loop(lora_trained: FinetuneRewardModel) -> N
     torch.testing.assert_close(routed, looped, atol=1e-5, rtol=0)
 
 
-def test_saves_adapters_only_and_reloads(lora_trained: FinetuneRewardModel, base_dir: Path,
+def test_saves_adapters_only_and_reloads(lora_trained: FinetuneRewardModel, llama_dir: Path,
                                          tmp_path: Path) -> None:
     rm = lora_trained
     expected = rm.score(PAIRS)
     folder = rm.save(tmp_path / "model")
     info = json.loads((folder / "rewardlab.json").read_text())
-    assert info["lora"]["base_model"] == str(base_dir)
-    assert info["lora"]["base_weights_hash"] == weights_hash(str(base_dir))
+    assert info["lora"]["base_model"] == str(llama_dir)
+    assert info["lora"]["base_weights_hash"] == weights_hash(str(llama_dir))
     for m in range(3):
         member = folder / f"member_{m}"
         assert sorted(p.name for p in member.iterdir()) == ["adapter_config.json",
                                                             "adapter_model.safetensors"]
         config = json.loads((member / "adapter_config.json").read_text())
-        assert config["base_model_name_or_path"] == str(base_dir)
+        assert config["base_model_name_or_path"] == str(llama_dir)
         # Plain peft + transformers give the same rewards as rewardlab.
         torch.testing.assert_close(
-            peft_plain_rewards(base_dir, member, rm.pad_id, rm.max_length, PAIRS),
+            peft_plain_rewards(llama_dir, member, rm.pad_id, rm.max_length, PAIRS),
             expected[m], atol=1e-5, rtol=0)
     # Adapters only: far smaller than the backbone they sit on.
     adapters = sum(f.stat().st_size for f in folder.rglob("adapter_model.safetensors"))
-    assert adapters < (base_dir / "model.safetensors").stat().st_size
+    assert adapters < (llama_dir / "model.safetensors").stat().st_size
     loaded = load_reward_model(folder, progress=False)
     assert isinstance(loaded, FinetuneRewardModel) and loaded.lora is not None
     torch.testing.assert_close(loaded.score(PAIRS), expected, atol=1e-6, rtol=0)
@@ -160,8 +149,8 @@ def test_saves_adapters_only_and_reloads(lora_trained: FinetuneRewardModel, base
                                atol=1e-6, rtol=0)
 
 
-def test_refuses_a_different_base(base_dir: Path, tmp_path: Path) -> None:
-    base = Path(shutil.copytree(base_dir, tmp_path / "base"))
+def test_refuses_a_different_base(llama_dir: Path, tmp_path: Path) -> None:
+    base = Path(shutil.copytree(llama_dir, tmp_path / "base"))
     rm = FinetuneRewardModel(tiny_config(str(base), members=1, lora_r=2, epochs=1),
                              progress=False)
     rm.fit(toy_pairs(16, 0))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rewardlab.files import read_json, write_json
-from rewardlab.launch import Ranks, alone
+from rewardlab.launch import Ranks, alone, launch_command
 from rewardlab.stages.parallel import (
     JobOutcome,
     RankStatus,
@@ -139,13 +139,8 @@ def _args(s: SimpleNamespace, out: Path, *extra: str) -> list[str]:
 
 
 def _launch(processes: int, args: list[str]) -> list[str]:
-    if processes == 1:
-        return [sys.executable, "-m", "rewardlab.cli", *args]
-    launcher = Path(sys.executable).parent / "accelerate"
-    # As in test_finetune.py: torchrun behind --multi_gpu starts the CPU processes.
-    return [str(launcher), "launch", "--multi_gpu", "--num_processes", str(processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "--main_process_port", "0", "-m", "rewardlab.cli", *args]
+    target = ["-m", "rewardlab.cli", *args]
+    return [sys.executable, *target] if processes == 1 else launch_command(processes, target)
 
 
 def _run(s: SimpleNamespace, processes: int, out: Path, *extra: str, quiet: bool = True) -> str:
