@@ -96,3 +96,32 @@ def test_shapes_and_reductions() -> None:
         float(preference_loss(d, reduction="none").sum()), rel=1e-6)
     with pytest.raises(ValueError, match="reduction"):
         preference_loss(d, reduction="max")
+
+
+def test_scalar_tensor_target_and_margin_apply_to_every_pair() -> None:
+    d = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    got = preference_loss(d, target=torch.tensor(0.0, dtype=torch.float64),
+                          margin=torch.tensor(0.5, dtype=torch.float64), reduction="none")
+    # t = 0, m = 0.5: -log σ(-(Δ - 0.5)) = log(1 + e^(Δ - 0.5))
+    assert got.tolist() == pytest.approx([math.log(1 + math.exp(0.5)), math.log(1 + math.exp(-1))],
+                                         rel=1e-12)
+
+
+def test_output_follows_delta_dtype() -> None:
+    # float64 targets must not promote a float32 loss (or a bf16 one) to float64.
+    d = torch.tensor([0.5, -1.0], dtype=torch.float32)
+    t = torch.tensor([0.9, 1.0], dtype=torch.float64)
+    m = torch.tensor([0.1, 0.0], dtype=torch.float64)
+    assert preference_loss(d, target=t, margin=m, reduction="none").dtype == torch.float32
+    assert preference_loss(d, target=t, margin=m).dtype == torch.float32
+
+
+def test_sum_and_mean_by_hand() -> None:
+    d = torch.tensor([0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    assert float(preference_loss(d, reduction="sum")) == pytest.approx(4 * math.log(2))
+    assert float(preference_loss(d, reduction="mean")) == pytest.approx(math.log(2))
+    # A per-pair target shaped like delta but of another shape is refused, naming the argument.
+    with pytest.raises(ValueError, match=r"^target has shape \(3,\) but delta has shape \(4,\)"):
+        preference_loss(d, target=torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^margin has shape \(4, 1\) but delta has shape"):
+        preference_loss(d, margin=torch.ones(4, 1, dtype=torch.float64))

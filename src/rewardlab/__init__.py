@@ -23,6 +23,7 @@ _LAZY = {
     "build_reward_model": "rewardlab.models",
     "load_reward_model": "rewardlab.models",
     "Pairs": "rewardlab.models",
+    "RewardFunction": "rewardlab.serve.function",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

@@ -9,14 +9,17 @@ line and exit non-zero; set ``REWARDLAB_DEBUG=1`` for the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import importlib
 import logging
 import os
+import pickle
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from rewardlab.config import (
@@ -24,6 +27,7 @@ from rewardlab.config import (
     ConfigError,
     DenoiseConfig,
     ExperimentConfig,
+    ExportConfig,
     InputConfig,
     InspectConfig,
     LoadConfig,
@@ -34,9 +38,12 @@ from rewardlab.config import (
     ReportConfig,
     RunConfig,
     RunDirConfig,
+    ScoreConfig,
+    ServeConfig,
     SplitConfig,
     StrengthConfig,
     SyntheticConfig,
+    UncertaintyConfig,
     field_docs,
     field_types,
     flag,
@@ -61,11 +68,25 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Writes:
+    """Where a command writes: the config field holding the path, and what the path is."""
+
+    section: str
+    attr: str
+    kind: Literal["folder", "run folder", "file"] = "folder"
+    """``folder``: made if missing and locked for the whole command (one writer per folder);
+    ``run folder``: the same, but never made (a missing one is the recipe's error to report);
+    ``file``: written atomically, so only its folder is checked for write access."""
+
+
+@dataclass(frozen=True)
 class Command:
     summary: str
     recipe: str
     """``module:function`` of the stage recipe, imported only when the command runs."""
     sections: tuple[Section, ...]
+    writes: Writes | None = None
+    """Checked for write access before any work, and locked (:mod:`rewardlab.locks`)."""
 
 
 DATA = Section("data", InputConfig)
@@ -74,6 +95,8 @@ SPLIT = Section("split", SplitConfig, "validation")
 NOISE = Section("noise", NoiseConfig, "known noise")
 STRENGTH = Section("strength", StrengthConfig, "strength")
 OUT = Section("output", OutputConfig)
+TO_FOLDER = Writes("output", "out")
+TO_FILE = Writes("output", "out", "file")
 COMMON = Section("common", CommonConfig)
 ENSEMBLE = Section("model", ModelConfig, "model", defaults={"members": 10})
 """Commands that measure strength: --members sizes that ensemble."""
@@ -87,46 +110,55 @@ COMMANDS: dict[str, Command] = {
         "Train a reward model (optionally denoised by a strength file) and evaluate it.",
         "rewardlab.stages.train:train_command",
         (DATA, LOAD, SPLIT, Section("model", ModelConfig, "model"), NOISE,
-         Section("denoise", DenoiseConfig, "denoising"), OUT, COMMON)),
+         Section("denoise", DenoiseConfig, "denoising"), OUT, COMMON),
+        TO_FOLDER),
     "evaluate": Command(
         "Evaluate a saved reward model on any preference data.",
         "rewardlab.stages.train:evaluate_command",
-        (Section("model_path", ModelPathConfig), DATA, LOAD, OUT, COMMON)),
+        (Section("model_path", ModelPathConfig), DATA, LOAD, OUT, COMMON),
+        TO_FOLDER),
     "strength": Command(
         "Measure preference strength (mean and std of an ensemble's reward gaps).",
         "rewardlab.stages.strength:strength_command",
-        (DATA, LOAD, ENSEMBLE, STRENGTH, NOISE, OUT, COMMON)),
+        (DATA, LOAD, ENSEMBLE, STRENGTH, NOISE, OUT, COMMON),
+        TO_FOLDER),
     "groups": Command(
         "The paper's data-contribution experiment: a model per 10% strength group.",
         "rewardlab.stages.experiments:groups_command",
         (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
          Section("denoise", DenoiseConfig, "denoising",
                  only=("strength_file", "allow_overlap")),
-         Section("experiment", ExperimentConfig, "experiments", only=("seeds",)), OUT, COMMON)),
+         Section("experiment", ExperimentConfig, "experiments", only=("seeds",)), OUT, COMMON),
+        TO_FOLDER),
     "compare": Command(
         "The paper's methods comparison: baseline, flip, smoothing, margin, ...",
         "rewardlab.stages.experiments:compare_command",
         (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
          Section("denoise", DenoiseConfig, "denoising",
                  only=("strength_file", "allow_overlap", "margin_scale")),
-         Section("experiment", ExperimentConfig, "experiments"), OUT, COMMON)),
+         Section("experiment", ExperimentConfig, "experiments"), OUT, COMMON),
+        TO_FOLDER),
     "run": Command(
         "The main job: strength, groups, compare, final model and report in one folder.",
         "rewardlab.stages.run:run_command",
         (DATA, LOAD, SPLIT, ENSEMBLE, STRENGTH, NOISE,
          Section("experiment", ExperimentConfig, "experiments"), Section("run", RunConfig),
-         OUT, COMMON)),
+         OUT, COMMON),
+        TO_FOLDER),
     "report": Command(
         "Draw the figures and write report.html from a run folder.",
         "rewardlab.stages.report:report_command",
-        (Section("run_dir", RunDirConfig), Section("report", ReportConfig), COMMON)),
+        (Section("run_dir", RunDirConfig), Section("report", ReportConfig), COMMON),
+        Writes("run_dir", "run_dir", "run folder")),
     "export": Command(
         "Write denoised training pairs with a TRL-style margin column.",
         "rewardlab.stages.export:export_command",
         (Section("run_dir", RunDirConfig),
          Section("denoise", DenoiseConfig, "denoising",
                  only=tuple(f.name for f in dataclasses.fields(DenoiseConfig)
-                            if f.name not in ("strength_file", "allow_overlap"))), OUT, COMMON)),
+                            if f.name not in ("strength_file", "allow_overlap"))),
+         Section("export", ExportConfig, "export"), OUT, COMMON),
+        TO_FILE),
     "synthetic": Command(
         "Build a semi-synthetic preference set with known flipped labels.",
         "rewardlab.stages.synthetic:synthetic_command",
@@ -134,7 +166,22 @@ COMMANDS: dict[str, Command] = {
          Section("model", ModelConfig, "encoder",
                  only=("model", "max_length", "seed", "device", "encode_batch_size",
                        "embedding.pooling", "embedding.cache_dir")),
-         Section("synthetic", SyntheticConfig, "synthetic labels"), OUT, COMMON)),
+         Section("synthetic", SyntheticConfig, "synthetic labels"), OUT, COMMON),
+        TO_FILE),
+    "score": Command(
+        "Score responses or pairs with a saved ensemble: mean, std, members, uwo and min.",
+        "rewardlab.stages.score:score_command",
+        (Section("model_path", ModelPathConfig), DATA,
+         Section("load", LoadConfig, "loading", only=("map", "on_bad", "drop_suspicious")),
+         Section("uncertainty", UncertaintyConfig, "uncertainty"),
+         Section("score", ScoreConfig, "scoring"), OUT, COMMON),
+        TO_FILE),
+    "serve": Command(
+        "Serve a saved ensemble over HTTP (OpenRLHF's /get_reward, and /score) with batching.",
+        "rewardlab.stages.score:serve_command",
+        (Section("model_path", ModelPathConfig), Section("uncertainty", UncertaintyConfig,
+                                                         "uncertainty"),
+         Section("serve", ServeConfig, "server"), COMMON)),
 }
 
 DESCRIPTION = """\
@@ -238,8 +285,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subs = {}
     for name, command in COMMANDS.items():
+        # No abbreviations: --member must not silently mean --members (or a future flag).
         p = sub.add_parser(name, help=_escape(command.summary),
-                           description=_escape(command.summary))
+                           description=_escape(command.summary), allow_abbrev=False)
         for section in command.sections:
             add_config(p, section)
         subs[name] = p
@@ -280,10 +328,48 @@ def _unknown_flags(sub: argparse.ArgumentParser, extras: list[str]) -> None:
     sub.error("unrecognized arguments: " + ", ".join(hints))
 
 
-def _run(command: Command, ns: argparse.Namespace) -> CommandResult:
+def _guard(name: str, writes: Writes | None,
+           configs: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
+    """Before any work: refuse an output that cannot be written, and hold an output folder's
+    lock for the whole command (a second writer stops at once, naming this one)."""
+    from rewardlab.launch import Ranks
+    from rewardlab.locks import check_writable, hold_folder
+
+    if writes is None:
+        return contextlib.nullcontext()
+    path = Path(getattr(configs[writes.section], writes.attr))
+    if writes.kind == "folder" and path.is_file():
+        configs[writes.section].folder()  # OutputConfig's error, naming the flag
+    if writes.kind == "file":
+        check_writable(path.parent)
+        return contextlib.nullcontext()
+    if writes.kind == "run folder" and not path.is_dir():
+        return contextlib.nullcontext()
+    if not Ranks.from_env().is_main:
+        # The processes of one `accelerate launch` write one folder together: rank 0 holds the
+        # lock for all of them, and a second launch into the folder still stops at once.
+        path.mkdir(parents=True, exist_ok=True)
+        return contextlib.nullcontext()
+    return hold_folder(path, command=f"rewardlab {name}")
+
+
+def _run(name: str, command: Command, ns: argparse.Namespace) -> CommandResult:
     configs = {s.name: build_config(s.cls, ns) for s in command.sections}
     module, _, function = command.recipe.partition(":")
-    return getattr(importlib.import_module(module), function)(**configs)
+    with _guard(name, command.writes, configs):
+        return getattr(importlib.import_module(module), function)(**configs)
+
+
+def _message(exc: BaseException) -> str:
+    """One line for the terminal."""
+    if isinstance(exc, pickle.UnpicklingError):
+        # torch's own text suggests weights_only=False: advice that would run the file's code.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        why = next((line for line in lines[1:] if "weights_only" not in line),
+                   lines[0] if lines else "not plain tensors")
+        return (f"refused to unpickle a weights file (rewardlab reads safetensors, and pickles "
+                f"only as plain tensors): {why.rstrip('.')}. Convert it to safetensors")
+    return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,9 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = bool(getattr(ns, "CommonConfig.quiet", False))
     _configure_logging(quiet)
     try:
-        _print_result(_run(COMMANDS[ns.command], ns))
+        _print_result(_run(ns.command, COMMANDS[ns.command], ns))
     except ConfigError as exc:
-        subs[ns.command].exit(2, f"rewardlab {ns.command}: error: {exc}\n")
+        print(f"rewardlab {ns.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -305,11 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+    except (ValueError, OSError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
         if os.environ.get("REWARDLAB_DEBUG"):
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"rewardlab {ns.command}: error: {msg}", file=sys.stderr)
+        print(f"rewardlab {ns.command}: error: {_message(exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -34,6 +34,7 @@ __all__ = [
     "DenoiseConfig",
     "EmbeddingConfig",
     "ExperimentConfig",
+    "ExportConfig",
     "FinetuneConfig",
     "InputConfig",
     "InspectConfig",
@@ -45,14 +46,16 @@ __all__ = [
     "ReportConfig",
     "RunConfig",
     "RunDirConfig",
+    "ScoreConfig",
+    "ServeConfig",
     "SplitConfig",
     "StrengthConfig",
     "SyntheticConfig",
+    "UncertaintyConfig",
     "config_dict",
     "field_docs",
     "flag",
     "literal_choices",
-    "parse_mapping",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -131,27 +134,14 @@ def _in_unit(obj: Any, name: str, *, high: float = 1.0) -> None:
     _check(value is None or 0 <= value < high, name, f"must be in [0, {high}), got {value}")
 
 
-def parse_mapping(text: str | dict[str, str] | None) -> dict[str, str] | None:
-    """Parse ``prompt=instruction,chosen=output_1,rejected=output_2`` into a dict.
-
-    Keys are canonical columns (``prompt``, ``chosen``, ``rejected``, ``id``); values are the
-    input's column names. A dict passes through after the same checks.
-    """
-    if text is None or text == "":
-        return None
-    if isinstance(text, dict):
-        items = list(text.items())
-    else:
-        items = []
-        for part in text.split(","):
-            key, sep, value = part.partition("=")
-            _check(bool(sep) and key.strip() and value.strip(), "map",
-                   f"expected canonical=column pairs like prompt=instruction, got {part!r}")
-            items.append((key.strip(), value.strip()))
-    allowed = ("id", "prompt", "chosen", "rejected")
-    for key, _ in items:
-        _check(key in allowed, "map", f"unknown canonical column {key!r}; use {', '.join(allowed)}")
-    return dict(items)
+def _data_check(name: str, parse: Any, value: Any) -> Any:
+    """Run a data-package parser; its ``ValueError`` becomes a :class:`ConfigError` naming
+    the flag."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        text = str(exc)
+        raise ConfigError(text if text.startswith("--") else f"{flag(name)}: {text}") from None
 
 
 def positional(nargs: str | None = None) -> Any:
@@ -175,8 +165,22 @@ class LoadConfig:
     """How preference files are read."""
 
     map: str | None = None
-    """Column mapping for inputs in another layout, e.g.
-    prompt=instruction,chosen=output_1,rejected=output_2.
+    """Column mapping for inputs in another layout: prompt=instruction,chosen=output_1,
+    rejected=output_2, or two responses and a column naming the better one:
+    prompt=instruction,a=output_a,b=output_b,winner=preferred.
+    """
+    winner_values: str | None = None
+    """How the winner column's values read, replacing the default table (a/b, A/B,
+    model_a/model_b, 0/1 as the index of the better response, tie words): e.g. 1=a,0=b,tie=tie
+    for SHP, whose labels is 1 when A wins.
+    """
+    ties: Literal["drop", "half"] = "drop"
+    """Pairs whose winner is a tie: drop them (counted), or keep them with target 0.5 (A as
+    chosen), which the loss reads as "no preference".
+    """
+    max_record_bytes: int = 64 * 1024 * 1024
+    """Largest single record (a JSON line or array element, a CSV cell) read; a longer one is a
+    malformed record.
     """
     on_bad: Literal["error", "skip"] = "error"
     """What to do with a malformed record: stop with an error naming file, line and field, or skip
@@ -188,18 +192,27 @@ class LoadConfig:
     """
 
     def __post_init__(self) -> None:
+        from rewardlab.data.mapping import parse_mapping, parse_winner_values
+
         _check_literals(self)
-        parse_mapping(self.map)
+        _at_least(self, 1, "max_record_bytes")
+        mapping = _data_check("map", parse_mapping, self.map)
+        _data_check("winner_values", parse_winner_values, self.winner_values)
+        _check(self.winner_values is None or bool(mapping and "winner" in mapping),
+               "winner_values", "needs a winner column in --map (…,winner=COLUMN)")
 
     @property
     def mapping(self) -> dict[str, str] | None:
         """The parsed ``--map`` value."""
+        from rewardlab.data.mapping import parse_mapping
+
         return parse_mapping(self.map)
 
     def read_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`rewardlab.data.read_preferences`."""
         return {"mapping": self.mapping, "on_bad": self.on_bad,
-                "drop_suspicious": self.drop_suspicious}
+                "drop_suspicious": self.drop_suspicious, "winner_values": self.winner_values,
+                "ties": self.ties, "max_record_bytes": self.max_record_bytes}
 
 
 @dataclass
@@ -237,7 +250,9 @@ class EmbeddingConfig:
     decoders).
     """
     cache_dir: str | None = None
-    """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab)."""
+    """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab);
+    'off' keeps no cache on disk.
+    """
     hidden: int = 128
     """Hidden width of each embedding-backend MLP head."""
     proj_dim: int = 64
@@ -250,6 +265,12 @@ class EmbeddingConfig:
     """Embedding backend: dropout on each head's hidden layer while training."""
     head_features: Literal["prompt-response", "response"] = "prompt-response"
     """Features seen by each embedding head: [p, r, p*r] (prompt-response) or r alone (response)."""
+    diversity: Literal["none", "bagging", "subspace", "anchored"] = "none"
+    """Embedding backend: what else makes the members differ beyond their seeds and data order:
+    bagging (each trains on its own bootstrap resample of the pairs), subspace (each sees its own
+    random half of the feature dimensions) or anchored (each is pulled toward its own random
+    initial weights). BENCHMARKS.md says what each does to the ensemble's uncertainty.
+    """
 
     def __post_init__(self) -> None:
         _check_literals(self)
@@ -482,11 +503,19 @@ class OutputConfig:
     """Where a command writes."""
 
     out: str = field(default="", metadata={"short": "-o", "required": True})
-    """Output folder (a file for export and synthetic)."""
+    """Output folder (a file for export, synthetic and score)."""
 
     @property
     def out_path(self) -> Path:
         return Path(self.out)
+
+    def folder(self) -> Path:
+        """``--out`` as an output folder: an error naming the flag when it is an existing file."""
+        path = Path(self.out)
+        if path.is_file():
+            raise ConfigError(f"-o/--out: {path} is a file; this command writes a folder (give "
+                              f"a new or existing folder)")
+        return path
 
 
 @dataclass
@@ -515,6 +544,18 @@ class InspectConfig:
     """Tokenizer for token statistics (default: the bundled MiniLM)."""
     max_length: int | None = None
     """Also count the prompts and responses longer than this many tokens."""
+
+
+@dataclass
+class ExportConfig:
+    """What `export` writes besides the denoised training pairs."""
+
+    include_held_out: bool = False
+    """Also write the run's validation and test pairs, unchanged (margin 0, a `split` column);
+    they are left out by default because nothing measured their strength.
+    """
+    overwrite: bool = False
+    """Replace an existing output file."""
 
 
 @dataclass
@@ -557,3 +598,75 @@ class SyntheticConfig:
 def config_dict(obj: Any) -> dict[str, Any]:
     """A dataclass as a plain (nested) dict, for summaries and cache fingerprints."""
     return dataclasses.asdict(obj)
+
+
+# -- score and serve: an ensemble's rewards, with its uncertainty -----------------------------
+@dataclass
+class UncertaintyConfig:
+    """How the ensemble's disagreement lowers a reward."""
+
+    uncertainty_penalty: float = 1.0
+    """Lambda of reward_uwo = mean - lambda * variance over members (population variance;
+    uncertainty-weighted optimization, Coste et al. 2024); 0 makes it the mean.
+    """
+
+    def __post_init__(self) -> None:
+        _check(self.uncertainty_penalty >= 0 and self.uncertainty_penalty != float("inf"),
+               "uncertainty_penalty", f"must be finite and >= 0, got {self.uncertainty_penalty}")
+
+
+@dataclass
+class ScoreConfig:
+    """How `score` works through its input."""
+
+    chunk: int = 256
+    """Items scored per step (the progress bar moves once per step)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "chunk")
+
+
+@dataclass
+class ServeConfig:
+    """How `serve` listens, batches and checks requests."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on. The default takes connections from this machine only; 0.0.0.0 takes
+    them from anywhere, with no authentication unless --api-key is given.
+    """
+    port: int = 8000
+    """TCP port to listen on."""
+    reward: Literal["mean", "uwo", "min"] = "uwo"
+    """The reward /get_reward returns (OpenRLHF trains on it): the members' mean, uwo (mean -
+    penalty * variance) or min (the worst member).
+    """
+    api_key: str | None = None
+    """Require 'Authorization: Bearer KEY' on every endpoint but /health (default:
+    $REWARDLAB_API_KEY when set; the environment keeps the key out of the process list).
+    OpenRLHF's client sends no such header.
+    """
+    no_batching: bool = False
+    """Run every request alone, one forward pass per request (as OpenRLHF's serve_rm does)."""
+    batch_tokens: int = 16384
+    """Token budget of one merged forward pass (prompt and response tokens of all its items)."""
+    batch_wait_ms: float = 2.0
+    """How long the oldest waiting request may wait for others to join its forward pass."""
+    max_items: int = 512
+    """Most items in one request; a larger request is refused with 413."""
+    max_request_mb: float = 32.0
+    """Largest request body in MiB; a larger one is refused with 413."""
+    on_long: Literal["truncate", "refuse"] = "truncate"
+    """An item whose prompt and response together exceed the model's max length: score it
+    truncated (the prompt keeps its end; /score reports it) or refuse the request with 422.
+    """
+    shutdown_timeout: float = 30.0
+    """Seconds to finish the requests in flight after SIGTERM or Ctrl-C before closing."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _check(0 <= self.port <= 65535, "port", f"must be in 0..65535, got {self.port}")
+        _at_least(self, 1, "batch_tokens", "max_items")
+        _at_least(self, 0, "batch_wait_ms", "shutdown_timeout")
+        _check(self.max_request_mb > 0, "max_request_mb",
+               f"must be positive, got {self.max_request_mb}")
+        _check(self.api_key is None or bool(self.api_key.strip()), "api_key", "is empty")

@@ -106,6 +106,9 @@ class DenoiseResult:
     estimated_share: float | None = None
     """With ``auto_cut``: the share of wrong labels estimated from û (what was flipped or
     dropped)."""
+    smoothed: np.ndarray | None = None
+    """``[N]`` bool: the pairs label smoothing pulled towards 1/2 (a kept tie's 0.5 is the
+    label, not smoothing); ``None`` reads as none."""
 
     def counts(self) -> dict[str, Any]:
         """How many pairs each step touched (for logs and summaries)."""
@@ -116,7 +119,7 @@ class DenoiseResult:
             "kept": int(self.keep.sum()),
             "dropped": int((~self.keep).sum()),
             "flipped": int(self.flipped.sum()),
-            "smoothed": int(((self.target > 0) & (self.target < 1)).sum()),
+            "smoothed": 0 if self.smoothed is None else int(self.smoothed.sum()),
             "with_margin": int((self.margin != 0).sum()),
         }
 
@@ -179,7 +182,8 @@ def _lowest(mean: np.ndarray, frac: float, eligible: np.ndarray) -> np.ndarray:
 
 
 def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
-            eligible: np.ndarray | None = None) -> DenoiseResult:
+            eligible: np.ndarray | None = None,
+            label_target: np.ndarray | None = None) -> DenoiseResult:
     """Per-pair target, margin and keep-mask for ``plan`` (a :class:`DenoisePlan` or preset name).
 
     Args:
@@ -188,6 +192,9 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
         eligible: ``[N]`` bool, the pairs a cut may choose and its share counts (default: all).
             Pairs that carry no preference (chosen == rejected) are left out here, so "the
             lowest 20%" means the same pairs as strength groups 1-2.
+        label_target: ``[N]`` P(chosen ≻ rejected) as labelled (default 1): a flip turns t into
+            1 - t, smoothing pulls t towards 1/2 as ``t (1 - 2α) + α``, so a kept tie (0.5)
+            stays a tie.
     """
     if plan is None or isinstance(plan, str):
         plan = resolve_plan(plan)
@@ -205,15 +212,19 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
         flipped |= (u < 0) & ok
     keep = ~_lowest(u, share if share is not None and plan.drop else plan.drop, ok)
 
-    target = np.where(flipped, 0.0, 1.0)
+    base = np.ones_like(u) if label_target is None else np.asarray(label_target, np.float64)
+    if base.shape != u.shape:
+        raise ValueError(f"label_target must be [N] = {u.shape}, got {base.shape}")
+    target = np.where(flipped, 1.0 - base, base)
+    where = np.zeros_like(flipped)
     if plan.smooth > 0:
         where = np.ones_like(flipped) if plan.smooth_where == "all" else u < 0
         # Smoothing pulls the target towards 1/2 from whichever side the (possibly flipped)
         # label sits on: 1 -> 1 - α, 0 -> α.
-        target = np.where(where, np.where(flipped, plan.smooth, 1.0 - plan.smooth), target)
+        target = np.where(where, target * (1.0 - 2.0 * plan.smooth) + plan.smooth, target)
     margin = plan.margin_scale * u if plan.margin else np.zeros_like(u)
     return DenoiseResult(target=target, margin=margin, keep=keep, flipped=flipped,
-                         estimated_share=share)
+                         estimated_share=share, smoothed=where)
 
 
 @dataclass(frozen=True)
@@ -232,7 +243,7 @@ class TrainingSet:
 
 
 def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
-                 identical: np.ndarray,
+                 identical: np.ndarray, label_target: np.ndarray | None = None,
                  orientation: Literal["label", "written"] = "label") -> TrainingSet:
     """Kept pairs with their target and margin, after denoising by ``plan``.
 
@@ -241,12 +252,15 @@ def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
         plan: the denoising (``None`` is the baseline).
         identical: ``[N]`` bool, chosen == rejected: such pairs carry no preference and are
             always left out.
+        label_target: ``[N]`` P(chosen ≻ rejected) as labelled (default 1; see :func:`denoise`).
         orientation: ``"label"`` gives target and margin for the pair as labelled (a flipped
             pair has t = 0); ``"written"`` for the pair as an export writes it, with flipped
             pairs' chosen and rejected swapped: t -> 1 - t and m -> -m, so the loss is the same.
     """
+    if orientation not in ("label", "written"):
+        raise ValueError(f"orientation must be 'label' or 'written', got {orientation!r}")
     identical = np.asarray(identical, dtype=bool)
-    result = denoise(strength_mean, plan, eligible=~identical)
+    result = denoise(strength_mean, plan, eligible=~identical, label_target=label_target)
     keep = result.keep & ~identical
     idx = np.flatnonzero(keep)
     target, margin, flipped = result.target[idx], result.margin[idx], result.flipped[idx]

@@ -8,9 +8,12 @@ the output of ``strength``, ``groups``, ``compare`` or ``run`` alike::
       stages.json              which stages finished, under which input fingerprint
       strength/strength.parquet, strength.jsonl, summary.json, .partial/<fingerprint>/
       groups/groups.json
-      compare/compare.json
+      compare/compare.json, predictions.parquet
+      split/held_out.parquet   the validation and test pairs (never denoised, never exported
+                               unless asked)
       final/model/, final/metrics.json     (``train -o OUT`` writes OUT/model, OUT/metrics.json)
       figures/, report.html
+      .rewardlab.lock          held by the one process writing here (see rewardlab.locks)
 
 Stages never spell a file name themselves: they ask a :class:`RunLayout` (or, for one trained
 model, a :class:`TrainLayout`).
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "LOCK_FILE",
     "MODEL_INFO_FILE",
     "STRENGTH_COLUMNS",
     "RunLayout",
@@ -35,6 +39,10 @@ __all__ = [
 
 MODEL_INFO_FILE = "rewardlab.json"
 """Written into every saved model folder: which backend it is and the settings to rebuild it."""
+
+LOCK_FILE = ".rewardlab.lock"
+"""In every folder a command writes (:mod:`rewardlab.locks`): the ``fcntl`` lock that keeps a
+second writer out, and while held the holder's pid. Empty once the holder has finished."""
 
 STRENGTH_COLUMNS: dict[str, str] = {
     "strength_mean": "û: mean over members of Δ = r(chosen) - r(rejected); > 0 agrees with the "
@@ -101,9 +109,14 @@ class RunLayout:
     def strength_summary(self) -> Path:
         return self.strength_dir / _SUMMARY_FILE
 
+    @property
+    def partial_root(self) -> Path:
+        """Unfinished strength computations: removed once the strength table is written."""
+        return self.strength_dir / ".partial"
+
     def partial_dir(self, fingerprint: str) -> Path:
         """Finished strength jobs of one computation, kept for resuming."""
-        return self.strength_dir / ".partial" / fingerprint
+        return self.partial_root / fingerprint
 
     @property
     def groups_json(self) -> Path:
@@ -112,6 +125,16 @@ class RunLayout:
     @property
     def compare_json(self) -> Path:
         return self.root / "compare" / "compare.json"
+
+    @property
+    def compare_predictions(self) -> Path:
+        """Per method, split and held-out pair: the mean Δ over seeds and the share correct."""
+        return self.root / "compare" / "predictions.parquet"
+
+    @property
+    def held_out_parquet(self) -> Path:
+        """The validation and test pairs of a run (column ``split``), as loaded."""
+        return self.root / "split" / "held_out.parquet"
 
     @property
     def final(self) -> TrainLayout:
@@ -124,6 +147,17 @@ class RunLayout:
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"
+
+    def written_folders(self) -> list[Path]:
+        """Every folder a command may write into under the root (that of ``train -o`` too), for
+        checking write access before any work starts. Existing ones only."""
+        partial = self.partial_root
+        folders = [self.root, self.strength_dir, partial, self.groups_json.parent,
+                   self.compare_json.parent, self.held_out_parquet.parent, self.final.root,
+                   self.final.model_dir, self.figures_dir, TrainLayout(self.root).model_dir]
+        if partial.is_dir():
+            folders += sorted(p for p in partial.iterdir() if p.is_dir())
+        return [p for p in folders if p.is_dir()]
 
     def looked_for(self) -> list[str]:
         """The result files a reader looks for, relative to the root (for error messages)."""

@@ -56,6 +56,7 @@ def test_hh_pairs_and_prompts(hh: tuple[Any, Any, list[dict[str, str]]]) -> None
     ds, report, raw = hh
     assert len(ds) == report.pairs == len(raw) == HH_PAIRS
     assert report.by_format == {"hh": HH_PAIRS}
+    assert report.warnings == []
     assert set(ds["source"]) == {"harmless-base", "helpful-base", "helpful-online",
                                  "helpful-rejection-sampled"}
     assert len(set(ds["id"])) == HH_PAIRS
@@ -128,6 +129,8 @@ def test_pandalm_skip(pandalm: Path) -> None:
     assert len(ds) == report.pairs == 908
     assert report.skipped == {"wrong_type": 6}
     assert report.by_format == {"explicit": 908}
+    # votes_against is 0/1 but counts votes: no "looks like a winner label" warning.
+    assert report.warnings == []
     assert {k: len(v) for k, v in report.suspicious.items()} == {
         "empty_prompt": 0, "empty_response": 53, "identical": 0, "duplicate": 110,
         "early_divergence": 0}

@@ -94,6 +94,7 @@ def _summary(table: pa.Table) -> dict[str, Any]:
                     "std_strength_mean": float(std[groups == g].mean())} for g in range(1, 11)],
         "spearman_mean_std": 0.1,
         "category_counts": {"incorrect": 8, "ambiguous": 8, "normal": 24},
+        "incorrect_with_positive_strength": 3, "estimated_noise_rate": 0.1234,
     }
 
 
@@ -129,7 +130,9 @@ def _run_info() -> dict[str, Any]:
                      "scheme": "bootstrap", "seed": 0, "epochs": 2},
         "split": {"train": 32, "valid": 8},
         "best_method": {"method": METHODS[-1], "valid_accuracy_mean": 0.702,
-                        "gain_over_baseline": 0.042},
+                        "gain_over_baseline": 0.042, "gain_split": "test",
+                        "gain_ci95": [-0.01, 0.09], "gain_pairs": 8,
+                        "distinguishable": False},
     }
 
 

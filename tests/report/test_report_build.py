@@ -237,3 +237,19 @@ def test_report_package_does_not_import_matplotlib() -> None:
     code = ("import sys, rewardlab, rewardlab.report, rewardlab.report.figures; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pair_browser_shows_extra_input_columns_beside_strength() -> None:
+    table = pa.table({
+        "id": ["a", "b", "c"], "prompt": ["p"] * 3, "chosen": ["x", "y", "z"],
+        "rejected": ["u", "v", "w"], "strength_mean": [-1.0, 0.1, 2.0],
+        "strength_std": [0.1, 0.2, 0.3], "strength_group": [1, 5, 10],
+        "votes_for_chosen": [0, 2, 3], "votes_against": [3, 1, 0],
+        "score": [float("nan"), 1.5, float("inf")], "long_note": ["n" * 200] * 3,
+    })
+    rows = {r["id"]: r for r in select_pairs(table, 3)}
+    assert rows["a"]["extras"] == {"votes_for_chosen": 0, "votes_against": 3}
+    assert rows["b"]["extras"]["score"] == 1.5
+    # NaN, inf and long texts are left out instead of breaking the page's strict JSON.
+    assert "score" not in rows["c"]["extras"] and "long_note" not in rows["a"]["extras"]
+    json.dumps(list(rows.values()), allow_nan=False)

@@ -100,7 +100,12 @@ def test_csp_allows_only_the_page_script(page: str) -> None:
 def test_summary_contents(page: str) -> None:
     for text in ("embedding", "all-MiniLM-L6-v2", "bootstrap", "ensemble size M",
                  "helpful-base", "empty text", "22.5%", "incorrect pairs",
-                 "Best method: <strong>soft+margin:flipped</strong>", "+0.042"):
+                 "No method is distinguishable from the baseline on 8 test pairs",
+                 "<strong>soft+margin:flipped</strong>", "+0.042", "95% CI",
+                 # "incorrect" is a rank: how many of them the ensemble still agrees with
+                 "with û &gt; 0", "a rank, not a verdict", "12.3%",
+                 # suspicious pairs as a share of all 40 pairs, not of the suspicious ones
+                 "Suspicious pairs (share of all pairs)", "2.5%"):
         assert text in page, text
 
 

@@ -6,39 +6,55 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from toy_data import write_toy
+from toy_data import GOOD, write_toy
 
 from rewardlab.cli import main
 from rewardlab.files import read_json
 
+GOOD_START = tuple(GOOD)
 FAST = ["--epochs", "6", "--batch-size", "16", "--proj-dim", "16", "--quiet"]
 
 
 def test_train_writes_model_and_metrics(toy_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "t"
-    assert main(["train", str(toy_file), "-o", str(out), "--valid-frac", "0.25", *FAST]) == 0
+    assert main(["train", str(toy_file), "-o", str(out), "--valid-frac", "0.25",
+                 "--test-frac", "0.25", *FAST]) == 0
     metrics = read_json(out / "metrics.json")
     assert 0 <= metrics["valid"]["accuracy"] <= 1
-    assert metrics["valid"]["n"] + metrics["train"]["n"] == 80
+    parts = [metrics[k]["n"] for k in ("train", "valid", "test")]
+    assert sum(parts) == 80 and min(parts) > 0
     assert set(metrics["valid"]["accuracy_by_source"]) <= {"alpha", "beta"}
     assert (out / "model" / "rewardlab.json").is_file()
-    # evaluate reloads the saved model and reproduces the training-time numbers on that data
+    # evaluate reloads the saved model and reproduces the training-time numbers: on all 80
+    # pairs, its accuracy and mean Δ are the pair-weighted means of the three splits'.
     out2 = tmp_path / "e"
     assert main(["evaluate", str(out / "model"), str(toy_file), "-o", str(out2), "--quiet"]) == 0
-    assert read_json(out2 / "metrics.json")["valid"]["n"] == 80
+    again = read_json(out2 / "metrics.json")["valid"]
+    assert again["n"] == 80
+    for key in ("accuracy", "mean_delta"):
+        weighted = sum(metrics[k][key] * metrics[k]["n"] for k in ("train", "valid", "test"))
+        assert again[key] == pytest.approx(weighted / 80, abs=1e-6)
 
 
-def test_train_with_flip_uses_strength_and_reports_counts(toy_file: Path, tmp_path: Path) -> None:
+def test_train_with_flip_uses_strength_and_reports_counts(tmp_path: Path) -> None:
+    data = write_toy(tmp_path / "toy.jsonl", 80, flip_every=5)
     s = tmp_path / "s"
-    assert main(["strength", str(toy_file), "-o", str(s), "--members", "2", *FAST]) == 0
+    assert main(["strength", str(data), "-o", str(s), "--members", "2", *FAST]) == 0
     out = tmp_path / "t"
-    assert main(["train", str(toy_file), "-o", str(out), "--valid-frac", "0",
+    assert main(["train", str(data), "-o", str(out), "--valid-frac", "0", "--test-frac", "0",
                  "--strength-file", str(s / "strength" / "strength.parquet"),
                  "--method", "flip", *FAST]) == 0
     d = read_json(out / "metrics.json")["denoise"]
     assert d["flipped"] == 16 and d["trained_on"] == 80
-    # Every fifth toy label is wrong; strength finds most of them, so flipping them helps.
-    assert read_json(out / "metrics.json")["train"]["n"] == 80
+    # Every fifth toy label is wrong, and strength ranks those lowest: the pairs flip flips are
+    # the wrong ones (checked against the file's own record of them), so flipping repairs them.
+    exported = tmp_path / "pairs.jsonl"
+    assert main(["export", str(s), "--method", "flip", "-o", str(exported), "--quiet"]) == 0
+    rows = [json.loads(line) for line in exported.read_text().splitlines()]
+    flipped = [r for r in rows if r["flipped"]]
+    assert len(flipped) == 16
+    assert sum(r["truly_flipped"] for r in flipped) >= 14
+    assert all(r["chosen"].startswith(GOOD_START) for r in flipped if r["truly_flipped"])
 
 
 def test_denoising_without_strength_is_a_clear_error(toy_file: Path, tmp_path: Path,
@@ -50,13 +66,14 @@ def test_denoising_without_strength_is_a_clear_error(toy_file: Path, tmp_path: P
 
 def test_bad_flag_value_names_the_flag(toy_file: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as err:
-        main(["strength", str(toy_file), "-o", str(tmp_path), "--members", "0"])
-    assert err.value.code == 2
+    assert main(["strength", str(toy_file), "-o", str(tmp_path), "--members", "0"]) == 2
     assert "--members" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["compare", str(toy_file), "-o", str(tmp_path), "--methods", "baseline,clean"])
+    assert main(["compare", str(toy_file), "-o", str(tmp_path), "--methods",
+                 "baseline,clean"]) == 2
     assert "soft+margin" in capsys.readouterr().err  # lists the valid names
+    assert main(["train", str(toy_file), "-o", str(tmp_path), "--method", "flip@0.3",
+                 "--flip", "0.1"]) == 2
+    assert "sets flip already" in capsys.readouterr().err
 
 
 def test_groups_and_compare_measure_strength_on_train_only(toy_file: Path,
@@ -116,7 +133,8 @@ def test_run_end_to_end_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture
         assert (out / rel).exists(), rel
     run = read_json(out / "run.json")
     assert run["best_method"]["method"] in {"baseline", "flip", "smooth", "margin"}
-    assert run["split"]["train"] + run["split"]["valid"] == 100
+    assert run["split"]["train"] + run["split"]["valid"] + run["split"]["test"] == 100
+    assert run["best_method"]["gain_split"] == "test"
     first = read_json(out / "stages.json")
     mtime = (out / "compare" / "compare.json").stat().st_mtime_ns
     capsys.readouterr()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BAD_COLUMN_NAME",
     "EMPTY_INPUT",
     "INVALID",
     "MALFORMED_CSV",
@@ -18,6 +19,8 @@ __all__ = [
     "MISSING_FIELD",
     "NOT_AN_OBJECT",
     "NOT_UTF8",
+    "RECORD_TOO_LARGE",
+    "UNKNOWN_WINNER",
     "WRONG_TYPE",
     "DataError",
     "describe_value",
@@ -30,6 +33,9 @@ MISSING_FIELD = "missing_field"
 WRONG_TYPE = "wrong_type"
 NOT_UTF8 = "not_utf8"
 NOT_AN_OBJECT = "not_an_object"
+RECORD_TOO_LARGE = "record_too_large"
+UNKNOWN_WINNER = "unknown_winner"
+BAD_COLUMN_NAME = "bad_column_name"
 # Reasons of errors that are never skipped (they concern a whole input, not one record).
 EMPTY_INPUT = "empty_input"
 INVALID = "invalid"
@@ -62,7 +68,9 @@ class DataError(ValueError):
         if field is not None:
             parts.append(f"field {field!r}")
         parts.append(problem)
-        super().__init__(": ".join(parts))
+        # One line, always: a column name or value read from the data may hold line breaks.
+        message = ": ".join(parts).replace("\r", "\\r").replace("\n", "\\n")
+        super().__init__(message)
 
     def located(self, file: str, where: str | None = None) -> DataError:
         """A copy that names ``file`` (and ``where``, unless already set).

@@ -1,6 +1,6 @@
 """Input layouts of preference data, detected per file and normalized to prompt/chosen/rejected.
 
-Four layouts are understood (the names are the keys of ``LoadReport.by_format``):
+Five layouts are understood (the names are the keys of ``LoadReport.by_format``):
 
 ``explicit``
     ``prompt``, ``chosen`` and ``rejected`` strings. ``prompt`` may be absent (empty prompt).
@@ -20,6 +20,20 @@ Four layouts are understood (the names are the keys of ``LoadReport.by_format``)
 ``mapped``
     Any layout, with a mapping canonical -> input column (``prompt=instruction,chosen=output_1``);
     the mapped columns hold strings. Canonical columns left out of the mapping keep their names.
+``winner``
+    Two responses and a label saying which won, read with a mapping of ``a``, ``b`` and
+    ``winner`` (and optionally ``prompt``, ``id``): SHP (``a=human_ref_A,b=human_ref_B,
+    winner=labels`` with ``winner_values="1=a,0=b"``), PKU-SafeRLHF (``a=response_0,
+    b=response_1,winner=better_response_id``), Chatbot Arena (``a=conversation_a,
+    b=conversation_b,winner=winner``). ``a``/``b`` are both strings -- read like ``explicit``,
+    or like ``hh`` when there is no prompt and both are HH dialogues -- or both message lists,
+    read like ``conversational`` (without a prompt column, the shared leading messages are the
+    prompt). The winner value picks which becomes ``chosen``; how values read (``a``/``b``,
+    ``0``/``1`` = index of the better response, ``model_a``/``model_b``, tie words, or the
+    user's ``winner_values`` table) is described in :mod:`rewardlab.data.mapping`. A value that
+    is not in the table is a malformed record (reason ``unknown_winner``). Ties are dropped and
+    counted (``LoadReport.ties_dropped``), or, with ``ties="half"``, kept with ``a`` as chosen,
+    ``b`` as rejected and ``target`` 0.5. The winner column itself is kept as an extra column.
 
 A file's layout is decided by its first well-formed record and then holds for the whole file.
 Early divergence: an HH pair whose dialogues differ before the last assistant turn of both (or a
@@ -29,20 +43,25 @@ several turns; such pairs are flagged ``early_divergence``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from rewardlab.data.errors import (
+    BAD_COLUMN_NAME,
     MISSING_FIELD,
+    UNKNOWN_WINNER,
     WRONG_TYPE,
     DataError,
     describe_value,
 )
+from rewardlab.data.mapping import DEFAULT_WINNER_VALUES, winner_key
 
 __all__ = [
     "ASSISTANT_MARKER",
     "FORMATS",
+    "MESSAGE_COLUMNS",
     "RESERVED_COLUMNS",
     "Columns",
     "Pair",
@@ -53,36 +72,59 @@ __all__ = [
     "split_hh",
 ]
 
-FORMATS = ("explicit", "hh", "conversational", "mapped")
+FORMATS = ("explicit", "hh", "conversational", "mapped", "winner")
 ASSISTANT_MARKER = "\n\nAssistant:"
 ROLE_NAMES = {"user": "Human", "human": "Human", "assistant": "Assistant", "system": "System"}
-RESERVED_COLUMNS = frozenset({"id", "prompt", "chosen", "rejected", "source", "suspicious"})
+MESSAGE_COLUMNS = ("prompt_messages", "chosen_messages", "rejected_messages")
+"""Conversational pairs also keep their messages (``[{role, content}, ...]``, prompt and the two
+responses as split), so an export can write TRL's conversational format instead of flattened
+text."""
+RESERVED_COLUMNS = frozenset({"id", "prompt", "chosen", "rejected", "source", "suspicious",
+                              *MESSAGE_COLUMNS})
 """Output columns the loader writes itself; an extra input column of the same name is kept as
-``input_<name>`` so that nothing is overwritten."""
+``input_<name>`` so that nothing is overwritten (``target`` too, when ties are kept)."""
 
 Message = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Which input column feeds each canonical field (identity unless mapped)."""
+    """Which input column feeds each canonical field (identity unless mapped), and how the
+    ``winner`` layout reads its labels."""
 
     prompt: str = "prompt"
     chosen: str = "chosen"
     rejected: str = "rejected"
     id: str = "id"
+    a: str = "a"
+    b: str = "b"
+    winner: str | None = None
+    """The winner column; set only by a mapping, and then the layout is ``winner``."""
     mapped: frozenset[str] = frozenset()
     """Canonical fields named by the user's mapping: those columns are required."""
+    winner_values: Mapping[str, str] = field(default_factory=lambda: DEFAULT_WINNER_VALUES)
+    """Normalized winner value (:func:`~rewardlab.data.mapping.winner_key`) -> a, b or tie."""
+    keep_ties: bool = False
+    """Keep tied pairs (with a ``target`` column) instead of dropping them."""
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, str] | None) -> Columns:
-        if not mapping:
-            return cls()
-        return cls(**mapping, mapped=frozenset(mapping))
+    def from_mapping(cls, mapping: Mapping[str, str] | None,
+                     winner_values: Mapping[str, str] | None = None,
+                     keep_ties: bool = False) -> Columns:
+        """Columns of a parsed mapping (see :func:`~rewardlab.data.mapping.parse_mapping`)."""
+        values = winner_values or DEFAULT_WINNER_VALUES
+        return cls(**(mapping or {}), mapped=frozenset(mapping or ()), winner_values=values,
+                   keep_ties=keep_ties)
 
     def consumed(self) -> frozenset[str]:
         """Input columns turned into canonical fields (the rest are kept as extras)."""
+        if self.winner is not None:
+            return frozenset({self.prompt, self.a, self.b, self.id, "source"})
         return frozenset({self.prompt, self.chosen, self.rejected, self.id, "source"})
+
+    def reserved(self) -> frozenset[str]:
+        """Output column names an extra column must not take."""
+        return RESERVED_COLUMNS | {"target"} if self.keep_ties else RESERVED_COLUMNS
 
     def note(self, canonical: str) -> str:
         """Message suffix telling the user a column came from their mapping."""
@@ -102,10 +144,16 @@ class Pair:
     input_id: Any = None
     source: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    tie: bool = False
+    """The winner label said neither response is better (then chosen is a, rejected b)."""
+    messages: tuple[list[Message], list[Message], list[Message]] | None = None
+    """Conversational input: the prompt, chosen and rejected messages as split."""
 
 
 def detect_format(record: Mapping[str, Any], columns: Columns) -> str | None:
     """The layout of ``record``, or ``None`` when it fits none (then :func:`diagnose` says why)."""
+    if columns.winner is not None:
+        return "winner"
     if columns.mapped:
         return "mapped"
     chosen, rejected = record.get("chosen"), record.get("rejected")
@@ -141,20 +189,14 @@ def normalize(record: Mapping[str, Any], fmt: str, columns: Columns) -> Pair:
     The error names the field but not the file or line: the caller adds those.
     """
     if fmt == "conversational":
-        pair = _conversational(record)
+        pair = _conversational(_messages(record, "chosen"), _messages(record, "rejected"),
+                               _messages(record, "prompt") if "prompt" in record else None)
+    elif fmt == "winner":
+        pair = _winner(record, columns)
     else:
         chosen = _text(record, columns.chosen, columns.note("chosen"))
         rejected = _text(record, columns.rejected, columns.note("rejected"))
-        if fmt == "hh":
-            prompt, chosen, rejected, early = split_hh(chosen, rejected)
-            pair = Pair(prompt, chosen, rejected, prompt_present=True, early_divergence=early)
-        else:
-            required = "prompt" in columns.mapped
-            if columns.prompt in record or required:
-                prompt = _text(record, columns.prompt, columns.note("prompt"))
-                pair = Pair(prompt, chosen, rejected, prompt_present=True)
-            else:
-                pair = Pair("", chosen, rejected, prompt_present=False)
+        pair = _text_pair(record, chosen, rejected, columns, hh=fmt == "hh")
     pair.input_id = record.get(columns.id)
     if columns.id in columns.mapped and columns.id not in record:
         raise _missing(record, columns.id, columns.note("id"))
@@ -163,14 +205,95 @@ def normalize(record: Mapping[str, Any], fmt: str, columns: Columns) -> Pair:
         raise DataError(f"expected a string, got {describe_value(source)}", field="source",
                         reason=WRONG_TYPE)
     pair.source = source
-    consumed = columns.consumed()
-    pair.extras = {(f"input_{k}" if k in RESERVED_COLUMNS else k): v
-                   for k, v in record.items() if k not in consumed}
+    pair.extras = _extras(record, columns)
+    if pair.messages is not None:
+        pair.extras.update({name: [{"role": role, "content": content} for role, content in part]
+                            for name, part in zip(MESSAGE_COLUMNS, pair.messages, strict=True)})
     return pair
 
 
+def _text_pair(record: Mapping[str, Any], chosen: str, rejected: str, columns: Columns,
+               hh: bool) -> Pair:
+    """A pair of two response strings: HH dialogues are split, else the prompt column is read."""
+    if hh:
+        prompt, chosen, rejected, early = split_hh(chosen, rejected)
+        return Pair(prompt, chosen, rejected, prompt_present=True, early_divergence=early)
+    if columns.prompt in record or "prompt" in columns.mapped:
+        prompt = _text(record, columns.prompt, columns.note("prompt"))
+        return Pair(prompt, chosen, rejected, prompt_present=True)
+    return Pair("", chosen, rejected, prompt_present=False)
+
+
+def _extras(record: Mapping[str, Any], columns: Columns) -> dict[str, Any]:
+    """The record's other columns, renamed ``input_<name>`` where they would clash."""
+    consumed, reserved = columns.consumed(), columns.reserved()
+    extras: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in consumed:
+            continue
+        if "\0" in key:
+            # Arrow and datasets cut column names at a NUL; the column would be lost.
+            raise DataError("a column name holds a NUL character, which a dataset cannot store; "
+                            "rename the column", field=key, reason=BAD_COLUMN_NAME)
+        name = key
+        # "input_prompt" may itself be a column of the record: never overwrite one.
+        while name in reserved or (name != key and name in record) or name in extras:
+            name = f"input_{name}"
+        extras[name] = value
+    return extras
+
+
+def _winner(record: Mapping[str, Any], columns: Columns) -> Pair:
+    """A pair of the ``winner`` layout: a and b ordered by the winner label."""
+    side = _winner_side(record, columns)
+    for canonical, name in (("a", columns.a), ("b", columns.b)):
+        if name not in record:
+            raise _missing(record, name, columns.note(canonical))
+    a, b = record[columns.a], record[columns.b]
+    if isinstance(a, list) and isinstance(b, list):
+        prompt = (_messages(record, columns.prompt)
+                  if columns.prompt in record or "prompt" in columns.mapped else None)
+        first, second = (columns.b, columns.a) if side == "b" else (columns.a, columns.b)
+        pair = _conversational(_messages(record, first), _messages(record, second), prompt)
+    elif isinstance(a, str) and isinstance(b, str):
+        hh = (columns.prompt not in record and "prompt" not in columns.mapped
+              and _is_dialogue(a) and _is_dialogue(b))
+        pair = _text_pair(record, *((b, a) if side == "b" else (a, b)), columns, hh=hh)
+    else:
+        raise _mixed_responses(record, columns)
+    pair.tie = side == "tie"
+    return pair
+
+
+def _mixed_responses(record: Mapping[str, Any], columns: Columns) -> DataError:
+    for name in (columns.a, columns.b):
+        if not isinstance(record[name], (str, list)):
+            return DataError("expected a string or a list of messages, got "
+                             f"{describe_value(record[name])}", field=name, reason=WRONG_TYPE)
+    return DataError(f"is a list of messages while {columns.a!r} is not (or the reverse); both "
+                     "must be strings or both lists", field=columns.b, reason=WRONG_TYPE)
+
+
+def _winner_side(record: Mapping[str, Any], columns: Columns) -> str:
+    """``"a"``, ``"b"`` or ``"tie"``, as the winner column says."""
+    name = columns.winner or "winner"
+    if name not in record:
+        raise _missing(record, name, columns.note("winner"))
+    value = record[name]
+    key = winner_key(value)
+    side = columns.winner_values.get(key) if key is not None else None
+    if side is None:
+        known = ", ".join(sorted(columns.winner_values, key=lambda k: (len(k), k)))
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise DataError(f"unknown winner value {shown}; known values: {known} (give others "
+                        "with winner_values, e.g. \"1=a,0=b,tie=tie\")", field=name,
+                        reason=UNKNOWN_WINNER)
+    return side
+
+
 def _missing(record: Mapping[str, Any], name: str, note: str) -> DataError:
-    keys = ", ".join(map(str, list(record)[:12])) or "none"
+    keys = ", ".join(k if k.isprintable() else repr(k) for k in list(record)[:12]) or "none"
     return DataError(f"missing{note} (the record has: {keys})", field=name, reason=MISSING_FIELD)
 
 
@@ -231,12 +354,10 @@ def _messages(record: Mapping[str, Any], name: str) -> list[Message]:
     return out
 
 
-def _conversational(record: Mapping[str, Any]) -> Pair:
-    chosen = _messages(record, "chosen")
-    rejected = _messages(record, "rejected")
-    if "prompt" in record:
-        prompt = _messages(record, "prompt")
-    else:
+def _conversational(chosen: list[Message], rejected: list[Message],
+                    prompt: list[Message] | None) -> Pair:
+    """A pair of two message lists; without ``prompt``, the shared leading messages are it."""
+    if prompt is None:
         k = 0
         while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
             k += 1
@@ -250,7 +371,7 @@ def _conversational(record: Mapping[str, Any]) -> Pair:
     prompt_text = render_messages(prompt) + ASSISTANT_MARKER if prompt else ""
     return Pair(prompt_text, _render_response(chosen, prompt_text),
                 _render_response(rejected, prompt_text), prompt_present=True,
-                early_divergence=early)
+                early_divergence=early, messages=(prompt, chosen, rejected))
 
 
 def render_messages(messages: list[Message]) -> str:

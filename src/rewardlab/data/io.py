@@ -1,4 +1,4 @@
-"""Finding the inputs a user named, and reading their raw records.
+"""Finding the inputs a user named; the file readers themselves are in :mod:`.readers`.
 
 An input is a ``.jsonl`` / ``.json`` / ``.csv`` / ``.parquet`` file (each optionally ``.gz``), a
 folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (one input per split),
@@ -15,35 +15,21 @@ Problems with a whole input (missing, empty, unreadable) are raised, never yield
 
 from __future__ import annotations
 
-import codecs
-import csv
 import glob
-import gzip
-import io
-import json
 import os
 import re
-import sys
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardlab.data.errors import (
-    EMPTY_INPUT,
-    MALFORMED_CSV,
-    MALFORMED_JSON,
-    MISSING_FIELD,
-    NOT_UTF8,
-    DataError,
-)
+from rewardlab.data.errors import EMPTY_INPUT, DataError
+from rewardlab.data.readers import FILE_READERS, RawRecords, short_error
 
 __all__ = ["FILE_KINDS", "Input", "file_kind", "resolve_inputs"]
 
 FILE_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
               ".parquet": "parquet"}
-RawRecords = Iterator[tuple[str, Any]]
 
 # "owner/name" or "name": what a Hub dataset id looks like (and a typo'd local path often not).
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
@@ -57,7 +43,8 @@ class Input:
     """How messages and ``LoadReport.by_file`` name it: the path as given (``path[split]``)."""
     default_source: str
     """The ``source`` of its pairs when the data has no ``source`` column."""
-    read: Callable[[], RawRecords]
+    read: Callable[[int], RawRecords]
+    """Yield the records; the argument is ``max_record_bytes`` (ignored by dataset inputs)."""
 
 
 def file_kind(path: str | os.PathLike[str]) -> str | None:
@@ -102,10 +89,8 @@ def _file_input(name: str, path: Path) -> Input:
     if kind is None:
         raise DataError("unsupported file type; use .jsonl, .json, .csv or .parquet "
                         "(optionally .gz)", file=name)
-    readers = {"jsonl": _jsonl_records, "json": _json_records, "csv": _csv_records,
-               "parquet": _parquet_records}
-    reader = readers[kind]
-    return Input(name, source_name(path), lambda: reader(_read_bytes(path, name), name))
+    reader = FILE_READERS[kind]
+    return Input(name, source_name(path), lambda limit: reader(path, name, limit))
 
 
 def _folder_inputs(name: str, path: Path) -> list[Input]:
@@ -115,7 +100,8 @@ def _folder_inputs(name: str, path: Path) -> list[Input]:
         try:
             loaded = datasets.load_from_disk(str(path))
         except Exception as exc:  # any library failure becomes one readable line
-            raise DataError(f"could not read the saved dataset: {_short(exc)}", file=name) from None
+            raise DataError(f"could not read the saved dataset: {short_error(exc)}",
+                            file=name) from None
         return _dataset_inputs(name, source_name(path), loaded)
     files = sorted(p for p in path.iterdir() if p.is_file() and file_kind(p) is not None)
     if not files:
@@ -131,7 +117,7 @@ def _hub_inputs(name: str) -> list[Input]:
         loaded = datasets.load_dataset(name)
     except Exception as exc:  # offline, not found, gated...: one line, not a traceback
         raise DataError("not a local file or folder, and loading it from the Hugging Face Hub "
-                        f"failed: {_short(exc)}", file=name, reason=EMPTY_INPUT) from None
+                        f"failed: {short_error(exc)}", file=name, reason=EMPTY_INPUT) from None
     return _dataset_inputs(name, source_name(name), loaded)
 
 
@@ -143,8 +129,8 @@ def _dataset_inputs(name: str, default_source: str, loaded: Any) -> list[Input]:
     return [Input(name, default_source, _dataset_reader(loaded))]
 
 
-def _dataset_reader(ds: Any) -> Callable[[], RawRecords]:
-    def read() -> RawRecords:
+def _dataset_reader(ds: Any) -> Callable[[int], RawRecords]:
+    def read(limit: int) -> RawRecords:  # Arrow data: its size was bounded when it was written
         index = 0
         for batch in ds.iter(batch_size=1000):
             names = list(batch)
@@ -154,160 +140,3 @@ def _dataset_reader(ds: Any) -> Callable[[], RawRecords]:
     return read
 
 
-def _short(exc: BaseException) -> str:
-    """First line of an exception's message, capped: enough to act on, no traceback."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    text = text if len(text) <= 300 else text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _read_bytes(path: Path, name: str) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror or exc}", file=name) from None
-    if path.name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"not a valid gzip file: {exc}", file=name) from None
-    if not data.strip():
-        raise DataError("empty file", file=name, reason=EMPTY_INPUT)
-    return data
-
-
-def _decode(data: bytes) -> tuple[str, bool]:
-    """Text of a whole file, and whether it held bytes that are not UTF-8.
-
-    Bad bytes are kept as lone surrogates (``surrogateescape``) so the rest can still be
-    parsed; records containing them are then reported one by one (:func:`_bad_text_field`).
-    """
-    data = data.removeprefix(codecs.BOM_UTF8)
-    try:
-        return data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="surrogateescape"), True
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _bad_text_field(record: Any) -> str | None:
-    """The top-level field of ``record`` whose key or text holds non-UTF-8 bytes, if any."""
-    if not isinstance(record, dict):
-        return None  # the loader rejects non-objects anyway
-    for key, value in record.items():
-        if _has_surrogate(str(key)):
-            return str(key)
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
-                                                               default=str)
-        if _has_surrogate(text):
-            return str(key)
-    return None
-
-
-def _not_utf8(where: str, field: str | None, detail: str = "") -> DataError:
-    return DataError(f"not valid UTF-8 text{detail}", where=where, field=field, reason=NOT_UTF8)
-
-
-def _jsonl_records(data: bytes, name: str) -> RawRecords:
-    data = data.removeprefix(codecs.BOM_UTF8)
-    for lineno, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
-            continue  # blank lines separate nothing; they are not records
-        where = f"line {lineno}"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            # Parse what is there to name the field that holds the bad bytes.
-            detail = f" (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-            try:
-                field = _bad_text_field(json.loads(raw.decode("utf-8", "surrogateescape")))
-            except json.JSONDecodeError:
-                field = None
-            yield where, _not_utf8(where, field, detail)
-            continue
-        try:
-            yield where, json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield where, DataError(f"malformed JSON: {exc.msg} (column {exc.colno})",
-                                   where=where, reason=MALFORMED_JSON)
-
-
-def _json_records(data: bytes, name: str) -> RawRecords:
-    text, lossy = _decode(data)
-    if not text.lstrip().startswith("["):
-        try:
-            # One (possibly pretty-printed) object: a single record.
-            record = json.loads(text)
-        except json.JSONDecodeError:
-            # Many ".json" files are JSON lines in disguise: read them as such.
-            yield from _jsonl_records(data, name)
-            return
-        field = _bad_text_field(record) if lossy else None
-        yield "record index 0", (_not_utf8("record index 0", field) if field else record)
-        return
-    try:
-        records = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # A broken array cannot be read in part, so this stops even with on_bad="skip".
-        raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno}); a JSON array cannot "
-                        "be read in part, so this file cannot be skipped past",
-                        file=name, where=f"line {exc.lineno}", reason=MALFORMED_JSON) from None
-    for index, record in enumerate(records):
-        where = f"record index {index}"
-        field = _bad_text_field(record) if lossy else None
-        yield where, (_not_utf8(where, field) if field is not None else record)
-
-
-def _csv_records(data: bytes, name: str) -> RawRecords:
-    text, lossy = _decode(data)
-    # Preference texts easily pass csv's default 128 KiB field limit.
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-        row_no, start = 0, reader.line_num + 1
-        for row in reader:
-            # A quoted cell may span lines: remember where this row began.
-            first_line, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue  # blank line: not a record
-            row_no += 1
-            where = f"row {row_no} (line {first_line})"
-            yield where, _csv_record(header, row, where, lossy)
-    except StopIteration:
-        return  # no header: the loader reports the file as empty
-    except csv.Error as exc:
-        raise DataError(f"malformed CSV: {exc}", file=name, where=f"line {reader.line_num}",
-                        reason=MALFORMED_CSV) from None
-
-
-def _csv_record(header: list[str], row: list[str], where: str, lossy: bool) -> Any:
-    if len(row) < len(header):
-        return DataError(f"missing (the row has {len(row)} cells, the header {len(header)})",
-                         where=where, field=header[len(row)], reason=MISSING_FIELD)
-    if len(row) > len(header):
-        return DataError(f"the row has {len(row)} cells but the header only {len(header)}",
-                         where=where, reason=MALFORMED_CSV)
-    record = dict(zip(header, row, strict=True))
-    field = _bad_text_field(record) if lossy else None
-    return _not_utf8(where, field) if field is not None else record
-
-
-def _parquet_records(data: bytes, name: str) -> RawRecords:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"not a readable Parquet file: {_short(exc)}", file=name) from None
-    for index, record in enumerate(table.to_pylist()):
-        yield f"row index {index}", record

@@ -1,9 +1,16 @@
 """Loading preference pairs: read every input, normalize, validate, flag, build one Dataset.
 
 The returned ``datasets.Dataset`` has the columns ``id``, ``prompt``, ``chosen``, ``rejected``,
-``source`` and ``suspicious`` (list of kinds, empty when fine), then every extra input column
-as it was (an extra column named like one of those is kept as ``input_<name>``). Rows keep file
-order, files the order given.
+``source`` and ``suspicious`` (list of kinds, empty when fine), with ``ties="half"`` also
+``target`` (float, P(chosen preferred): 0.5 for ties, 1.0 otherwise), then every extra input
+column as it was (an extra column named like one of those is kept as ``input_<name>``). Rows
+keep file order, files the order given.
+
+Extra columns keep their values as parsed: JSON ``NaN`` / ``Infinity`` / ``-Infinity`` (which
+Python's JSON reader accepts, and pandas writes) stay float NaN / inf, which Arrow stores as
+ordinary float64 values; CSV cells stay text (``"nan"``). A value that cannot join its column's
+Arrow type (an integer over 64 bits, a string among numbers, ...) is a :class:`DataError` naming
+the record.
 
 Ids: an input's own ``id`` column is used (as text) when every record of that input has one and
 they are unique within it; otherwise the id is a hash of the pair's text and the input's ids, if
@@ -13,13 +20,13 @@ the same id in two files) get ``-1``, ``-2``, ... suffixes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from rewardlab.config import parse_mapping
 from rewardlab.data.checks import content_id, flag_suspicious, unique_ids
 from rewardlab.data.errors import (
     EMPTY_INPUT,
@@ -31,13 +38,24 @@ from rewardlab.data.errors import (
 from rewardlab.data.formats import Columns, Pair, detect_format, diagnose, normalize
 from rewardlab.data.io import Input, resolve_inputs
 from rewardlab.data.load_report import LoadReport
+from rewardlab.data.mapping import looks_like_winner, parse_mapping, parse_winner_values
+from rewardlab.data.streams import DEFAULT_MAX_RECORD_BYTES
 
 if TYPE_CHECKING:
     import datasets
+    import pyarrow as pa
 
-__all__ = ["ON_BAD", "PathsLike", "load_preferences", "read_preferences"]
+__all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "ON_BAD",
+    "TIES",
+    "PathsLike",
+    "load_preferences",
+    "read_preferences",
+]
 
 ON_BAD = ("error", "skip")
+TIES = ("drop", "half")
 PathsLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 logger = logging.getLogger("rewardlab")
@@ -61,21 +79,32 @@ def read_preferences(
     mapping: dict[str, str] | str | None = None,
     on_bad: str = "error",
     drop_suspicious: bool = False,
+    winner_values: dict[Any, str] | str | None = None,
+    ties: str = "drop",
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> tuple[datasets.Dataset, LoadReport]:
     """Load preference pairs from ``paths`` and report what was found.
 
-    ``mapping`` maps canonical columns to input columns (dict, or ``prompt=instruction,...``).
+    ``mapping`` maps canonical fields to input columns (dict, or ``prompt=instruction,...``):
+    ``prompt``, ``id`` and either ``chosen``/``rejected`` or ``a``/``b``/``winner`` (two
+    responses and a column naming the better one; see :mod:`rewardlab.data.mapping`).
+    ``winner_values`` replaces the default table of winner values (``"1=a,0=b,tie=tie"``, or a
+    dict); the default reads a/b, model_a/model_b, 0/1 as the index of the better response, and
+    tie words. ``ties="drop"`` drops pairs whose winner is a tie (counted in
+    ``report.ties_dropped``); ``"half"`` keeps them (a as chosen) and adds a float ``target``
+    column: 0.5 for ties, 1.0 for every other row.
     ``on_bad="error"`` stops at the first malformed record with a :class:`DataError` naming file,
     line and field; ``"skip"`` skips such records and counts them in the report. Missing, empty
     or unreadable inputs are always errors. ``drop_suspicious`` removes flagged pairs.
+    ``max_record_bytes`` bounds one record (a JSON line, a JSON array element, a CSV cell or
+    line; default 64 MiB): a longer JSON line is a malformed record (``record_too_large``), a
+    longer JSON element or CSV cell stops the file. Files are streamed, never read whole.
     """
-    if on_bad not in ON_BAD:
-        raise ValueError(f"on_bad must be one of {', '.join(map(repr, ON_BAD))}; got {on_bad!r}")
-    columns = Columns.from_mapping(parse_mapping(mapping))
+    columns = _columns(mapping, on_bad, winner_values, ties, max_record_bytes)
     report = LoadReport()
     rows = _Rows()
     for unit in resolve_inputs(paths):
-        _read_input(unit, columns, on_bad, rows, report)
+        _read_input(unit, columns, on_bad, max_record_bytes, rows, report)
 
     pairs = rows.pairs
     flags = flag_suspicious([p.prompt for p in pairs], [p.chosen for p in pairs],
@@ -91,7 +120,8 @@ def read_preferences(
         report.by_file[rows.inputs[i]] = report.by_file.get(rows.inputs[i], 0) + 1
         report.by_format[rows.formats[i]] = report.by_format.get(rows.formats[i], 0) + 1
     report.pairs = len(keep)
-    return _build_dataset(rows, ids, flags, keep), report
+    report.ties_kept = sum(rows.pairs[i].tie for i in keep)
+    return _build_dataset(rows, ids, flags, keep, columns.keep_ties), report
 
 
 def load_preferences(
@@ -100,23 +130,47 @@ def load_preferences(
     mapping: dict[str, str] | str | None = None,
     on_bad: str = "error",
     drop_suspicious: bool = False,
+    winner_values: dict[Any, str] | str | None = None,
+    ties: str = "drop",
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> datasets.Dataset:
     """:func:`read_preferences` without the report; skipped and suspicious pairs are logged."""
     ds, report = read_preferences(paths, mapping=mapping, on_bad=on_bad,
-                                  drop_suspicious=drop_suspicious)
+                                  drop_suspicious=drop_suspicious, winner_values=winner_values,
+                                  ties=ties, max_record_bytes=max_record_bytes)
     problems = report.problem_lines()
     if problems:
         logger.warning("loaded %d pairs; %s", report.pairs, "\n".join(problems))
     return ds
 
 
-def _read_input(unit: Input, columns: Columns, on_bad: str, rows: _Rows,
-                report: LoadReport) -> None:
+def _columns(mapping: dict[str, str] | str | None, on_bad: str,
+             winner_values: dict[Any, str] | str | None, ties: str,
+             max_record_bytes: int) -> Columns:
+    """Check the options (``ValueError`` naming the CLI flag) and build the column plan."""
+    if on_bad not in ON_BAD:
+        raise ValueError(f"on_bad must be one of {', '.join(map(repr, ON_BAD))}; got {on_bad!r}")
+    if ties not in TIES:
+        raise ValueError(f"--ties: got {ties!r}; choose one of {', '.join(TIES)}")
+    if isinstance(max_record_bytes, bool) or not isinstance(max_record_bytes, int) \
+            or max_record_bytes < 1:
+        raise ValueError(f"--max-record-bytes: expected a positive whole number of bytes, got "
+                         f"{max_record_bytes!r}")
+    parsed = parse_mapping(mapping)
+    table = parse_winner_values(winner_values)
+    if table is not None and not (parsed and "winner" in parsed):
+        raise ValueError("--winner-values: given, but the mapping names no winner column "
+                         "(map a=COLUMN,b=COLUMN,winner=COLUMN)")
+    return Columns.from_mapping(parsed, table, keep_ties=ties == "half")
+
+
+def _read_input(unit: Input, columns: Columns, on_bad: str, max_record_bytes: int,
+                rows: _Rows, report: LoadReport) -> None:
     """Append the pairs of one input to ``rows``; skip or raise on malformed records."""
-    fmt = "mapped" if columns.mapped else None
-    start, records, skipped = len(rows.pairs), 0, 0
+    fmt = detect_format({}, columns) if columns.mapped else None
+    start, records, skipped, ties = len(rows.pairs), 0, 0, 0
     first_problem = ""
-    for where, record in unit.read():
+    for where, record in unit.read(max_record_bytes):
         records += 1
         try:
             if isinstance(record, DataError):
@@ -138,17 +192,51 @@ def _read_input(unit: Input, columns: Columns, on_bad: str, rows: _Rows,
             skipped += 1
             first_problem = first_problem or str(error)
             continue
+        if pair.tie and not columns.keep_ties:
+            ties += 1
+            continue
         rows.pairs.append(pair)
         rows.sources.append(pair.source if pair.source is not None else unit.default_source)
         rows.inputs.append(unit.name)
         rows.formats.append(record_fmt)
         rows.wheres.append(where)
+    report.ties_dropped += ties
+    _check_not_empty(unit, records, skipped, ties, first_problem, len(rows.pairs) - start)
+    rows.ids.extend(_input_ids(rows.pairs[start:], columns))
+    report.warnings.extend(_label_warnings(unit.name, rows.pairs[start:], columns))
+
+
+def _check_not_empty(unit: Input, records: int, skipped: int, ties: int, first_problem: str,
+                     kept: int) -> None:
+    """An input that gives no pairs is an error, even when skipping: say why it gave none."""
     if records == 0:
         raise DataError("holds no records", file=unit.name, reason=EMPTY_INPUT)
-    if len(rows.pairs) == start:
+    if kept:
+        return
+    if not ties:
         raise DataError(f"no valid records: all {skipped} were skipped; the first: "
                         f"{first_problem}", file=unit.name, reason=EMPTY_INPUT)
-    rows.ids.extend(_input_ids(rows.pairs[start:], columns))
+    raise DataError(f"no pairs left: {ties} tie(s) dropped (ties='half' keeps them), "
+                    f"{skipped} record(s) skipped", file=unit.name, reason=EMPTY_INPUT)
+
+
+def _label_warnings(name: str, pairs: list[Pair], columns: Columns) -> list[str]:
+    """Warnings for extra columns of one input that look like an unused winner label."""
+    warnings = []
+    extra_names = dict.fromkeys(key for pair in pairs for key in pair.extras)
+    for column in extra_names:
+        if column == columns.winner:
+            continue  # the label this input was read with
+        values = looks_like_winner(column, (pair.extras.get(column) for pair in pairs))
+        if values is None:
+            continue
+        shown = ", ".join(values[:6])
+        warnings.append(
+            f"{name}: column {column!r} looks like a winner label (values: {shown}) but did not "
+            "decide which response is chosen; if it says which response won, map the two "
+            f"responses as a and b and the label as winner, e.g. a=COLUMN,b=COLUMN,"
+            f"winner={column}")
+    return warnings
 
 
 def _input_ids(pairs: list[Pair], columns: Columns) -> list[str]:
@@ -167,7 +255,7 @@ def _input_ids(pairs: list[Pair], columns: Columns) -> list[str]:
 
 
 def _build_dataset(rows: _Rows, ids: list[str], flags: list[list[str]],
-                   keep: list[int]) -> datasets.Dataset:
+                   keep: list[int], with_target: bool) -> datasets.Dataset:
     import datasets
     import pyarrow as pa
 
@@ -181,29 +269,58 @@ def _build_dataset(rows: _Rows, ids: list[str], flags: list[list[str]],
         "source": pa.array([rows.sources[i] for i in keep], string),
         "suspicious": pa.array([flags[i] for i in keep], pa.list_(string)),
     }
+    if with_target:
+        arrays["target"] = pa.array([0.5 if p.tie else 1.0 for p in pairs], pa.float64())
     extra_names = list(dict.fromkeys(name for p in rows.pairs for name in p.extras))
     for name in extra_names:
         values = [p.extras.get(name) for p in pairs]
         try:
             arrays[name] = pa.array(values)
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
-            raise _mixed_types(rows, keep, name) from None
-    return datasets.Dataset(pa.table(arrays))
+            raise _unstorable(rows, keep, name) from None
+    table = pa.table(arrays)
+    return datasets.Dataset(table, fingerprint=_fingerprint(table))
 
 
-def _mixed_types(rows: _Rows, keep: list[int], name: str) -> DataError:
-    """Name the first record whose value of extra column ``name`` breaks its column's type."""
-    first_type: type | None = None
-    for i in keep:
-        value = rows.pairs[i].extras.get(name)
-        if value is None:
-            continue
-        if first_type is None:
-            first_type = type(value)
-        elif type(value) is not first_type:
-            return DataError(f"this column holds {describe_value(value)} here but "
-                             f"{first_type.__name__} values earlier; one column needs one type",
-                             file=rows.inputs[i], where=rows.wheres[i], field=name,
-                             reason=WRONG_TYPE)
-    return DataError("values of this extra column cannot form one Arrow column", field=name,
+def _fingerprint(table: pa.Table) -> str:
+    """A content hash of ``table``, read from its Arrow buffers in place.
+
+    Without one, ``datasets`` fingerprints an in-memory table by pickling it: a full copy,
+    which doubled the peak memory of a large load. Same content, same fingerprint.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        digest.update(name.encode("utf-8", "surrogatepass") + b"\0" + str(column.type).encode())
+        for chunk in column.chunks:
+            digest.update(f"{chunk.offset}:{len(chunk)}".encode())
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(memoryview(buffer))
+    return digest.hexdigest()[:16]
+
+
+def _unstorable(rows: _Rows, keep: list[int], name: str) -> DataError:
+    """Name the first record whose value of extra column ``name`` cannot join the column."""
+    import pyarrow as pa
+
+    values = [rows.pairs[i].extras.get(name) for i in keep]
+    # The shortest failing prefix ends at the culprit; Arrow's conversion is monotone enough
+    # (a prefix that fails keeps failing when extended) for a binary search.
+    lo, hi = 0, len(values)  # values[:lo] converts, values[:hi] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            pa.array(values[:mid])
+            lo = mid
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            hi = mid
+    i = keep[hi - 1]
+    value = values[hi - 1]
+    earlier = {type(v).__name__ for v in values[:hi - 1] if v is not None}
+    problem = (f"this column holds {describe_value(value)} here but "
+               f"{'/'.join(sorted(earlier))} values earlier; one column needs one type"
+               if earlier and type(value).__name__ not in earlier
+               else f"{describe_value(value)} that cannot be stored in an Arrow column with the "
+                    "values before it (too large a number, or a differently shaped value)")
+    return DataError(problem, file=rows.inputs[i], where=rows.wheres[i], field=name,
                      reason=WRONG_TYPE)

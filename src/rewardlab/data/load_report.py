@@ -26,7 +26,7 @@ class LoadReport:
     by_file: dict[str, int] = field(default_factory=dict)
     """Input (path as given; ``path[split]`` for dataset splits) -> pairs loaded from it."""
     by_format: dict[str, int] = field(default_factory=dict)
-    """``explicit`` / ``hh`` / ``conversational`` / ``mapped`` -> pairs."""
+    """``explicit`` / ``hh`` / ``conversational`` / ``mapped`` / ``winner`` -> pairs."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Skip reason (``malformed_json``, ``missing_field``, ``wrong_type``, ...) -> records."""
     skipped_examples: list[str] = field(default_factory=list)
@@ -36,6 +36,13 @@ class LoadReport:
     """Suspicious kind -> ids of the pairs of that kind."""
     dropped_suspicious: int = 0
     """Suspicious pairs removed by ``drop_suspicious=True``."""
+    ties_dropped: int = 0
+    """Records of the ``winner`` layout whose label is a tie, dropped (``ties="drop"``)."""
+    ties_kept: int = 0
+    """Tied records kept with ``target`` 0.5 (``ties="half"``); counted in ``pairs``."""
+    warnings: list[str] = field(default_factory=list)
+    """Things that loaded but look wrong, e.g. a leftover column that looks like a winner
+    label (so the chosen/rejected order may not be what the data says)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy."""
@@ -52,12 +59,17 @@ class LoadReport:
             self.skipped_examples.append(message)
 
     def problem_lines(self) -> list[str]:
-        """The lines about skipped and suspicious pairs only (empty when all was fine)."""
-        lines: list[str] = []
+        """The lines about warnings, skipped, tied and suspicious pairs (empty when all fine)."""
+        lines = [f"warning: {text}" for text in self.warnings]
         if self.skipped:
             lines.append(f"skipped {self.skipped_total:,} malformed record(s): "
                          + _counts(self.skipped))
             lines.extend(f"  e.g. {msg}" for msg in self.skipped_examples)
+        if self.ties_dropped:
+            lines.append(f"dropped {self.ties_dropped:,} tie(s): the winner label prefers neither "
+                         "response (ties='half' keeps them with target 0.5)")
+        if self.ties_kept:
+            lines.append(f"kept {self.ties_kept:,} tie(s) with target 0.5")
         found = {kind: len(ids) for kind, ids in self.suspicious.items() if ids}
         if found:
             action = (f"{self.dropped_suspicious:,} pair(s) dropped" if self.dropped_suspicious

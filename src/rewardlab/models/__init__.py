@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from rewardlab.config import ModelConfig, literal_choices
+from rewardlab.faults import fault_point
 from rewardlab.models.base import (
     FitResult,
     Pairs,
@@ -17,6 +18,7 @@ from rewardlab.models.base import (
     RewardModel,
     member_seed,
     read_model_info,
+    verify_model_files,
 )
 from rewardlab.models.embedding import EmbeddingRewardModel
 from rewardlab.models.finetune import FinetuneRewardModel
@@ -44,14 +46,38 @@ def backend_class(name: str) -> type[RewardModel]:
 
 def build_reward_model(config: ModelConfig, *, progress: bool = True) -> RewardModel:
     """An untrained reward model of ``config.backend``."""
+    fault_point("model", config.backend)
     return backend_class(config.backend)(config, progress=progress)
 
 
 def load_reward_model(path: str | os.PathLike[str], *, progress: bool = True) -> RewardModel:
     """Load a model saved by any backend's ``save``; the backend is read from ``rewardlab.json``
-    (a clear error when it is missing, malformed or from a newer rewardlab)."""
+    (a clear error when it is missing, malformed or from a newer rewardlab).
+
+    Weights are read from safetensors only, never unpickled. A damaged or foreign folder (a
+    truncated weights file, missing keys, shapes that do not fit the settings) is a
+    ``ValueError`` naming the folder, whatever the backend's reader raised.
+    """
     info = read_model_info(path)
-    return backend_class(str(info.get("backend"))).load(path, progress=progress)
+    try:
+        cls = backend_class(info["backend"])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    verify_model_files(path, info)
+    try:
+        return cls.load(path, progress=progress)
+    except (MemoryError, PermissionError):
+        raise
+    except Exception as exc:  # safetensors, torch and transformers raise their own types
+        raise ValueError(f"{path}: cannot load this {info['backend']} model folder; it is "
+                         f"damaged or was not written by rewardlab ({type(exc).__name__}: "
+                         f"{_short(exc)})") from exc
+
+
+def _short(exc: BaseException) -> str:
+    """The message of ``exc`` on one line, cut to a readable length."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return (text[:300] + " ...") if len(text) > 300 else (text or "no message")
 
 
 def prepare_pairs(config: ModelConfig, pairs: Pairs, *, progress: bool = True) -> PreparedPairs:

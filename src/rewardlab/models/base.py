@@ -35,6 +35,7 @@ __all__ = [
     "read_model_info",
     "require_backend",
     "resolve_device",
+    "verify_model_files",
     "write_model_info",
 ]
 
@@ -45,11 +46,14 @@ newer rewardlab is refused with a clear error instead of being misread."""
 
 @dataclass(frozen=True)
 class Pairs:
-    """Preference pairs as parallel lists of texts (the only input backends need)."""
+    """Preference pairs as parallel lists of texts (the only input backends need), and, when
+    the data says so, each pair's label strength ``target`` ``[N]``: P(chosen ≻ rejected) as
+    labelled (0.5 for a tie kept with ``--ties half``; ``None`` means 1 for every pair)."""
 
     prompt: Sequence[str]
     chosen: Sequence[str]
     rejected: Sequence[str]
+    target: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.prompt)
@@ -58,14 +62,24 @@ class Pairs:
                 f"prompt, chosen and rejected differ in length: "
                 f"{n}, {len(self.chosen)}, {len(self.rejected)}"
             )
+        if self.target is not None and np.shape(self.target) != (n,):
+            raise ValueError(f"target must be [N] = [{n}], got {np.shape(self.target)}")
 
     def __len__(self) -> int:
         return len(self.prompt)
 
     @classmethod
     def from_dataset(cls, ds: Any) -> Pairs:
-        """From a ``datasets.Dataset`` (or any mapping of columns) with the canonical columns."""
-        return cls(list(ds["prompt"]), list(ds["chosen"]), list(ds["rejected"]))
+        """From a ``datasets.Dataset`` (or any mapping of columns) with the canonical columns
+        (and ``target`` when the loader added one)."""
+        names = ds.column_names if hasattr(ds, "column_names") else list(ds)
+        target = (np.asarray(ds["target"], dtype=np.float64) if "target" in names else None)
+        return cls(list(ds["prompt"]), list(ds["chosen"]), list(ds["rejected"]), target)
+
+    @property
+    def label_target(self) -> np.ndarray:
+        """``[N]`` P(chosen ≻ rejected) as labelled: ``target``, or 1 for every pair."""
+        return np.ones(len(self)) if self.target is None else np.asarray(self.target, float)
 
     def identical(self) -> np.ndarray:
         """``[N]`` bool: pairs whose chosen equals rejected. They carry no preference, so every
@@ -79,14 +93,17 @@ class Pairs:
             for text in column:
                 h.update(text.encode("utf-8", "surrogatepass"))
                 h.update(b"\0")
+        if self.target is not None:  # a kept tie trains differently from a plain pair
+            h.update(np.asarray(self.target, dtype=np.float64).tobytes())
         return h.hexdigest()
 
     def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> Pairs:
         """The pairs at ``index``: integer positions, or a boolean mask of length N (numpy or
         torch) selecting the pairs where it is true."""
         idx = as_index(index, len(self))
+        target = None if self.target is None else np.asarray(self.target)[idx]
         return Pairs([self.prompt[i] for i in idx], [self.chosen[i] for i in idx],
-                     [self.rejected[i] for i in idx])
+                     [self.rejected[i] for i in idx], target)
 
 
 @dataclass(frozen=True)
@@ -227,29 +244,92 @@ def resolve_device(name: str) -> torch.device:
 
 
 def write_model_info(folder: Path, backend: str, config: ModelConfig, **extra: Any) -> None:
-    """Write ``rewardlab.json``: backend, format version, settings and backend extras."""
+    """Write ``rewardlab.json``: backend, format version, settings, backend extras, and a
+    checksum of every file already in ``folder`` (so call it last, once the weights are
+    written): :func:`verify_model_files` then refuses a damaged or half-replaced folder."""
     from rewardlab.config import config_dict
 
     info = {"backend": backend, "format_version": MODEL_FORMAT_VERSION,
-            "config": config_dict(config), **extra}
+            "config": config_dict(config), **extra, "files": _checksums(folder)}
+    info["checksum"] = _info_checksum(info)
     atomic_write_text(folder / MODEL_INFO_FILE, json.dumps(info, indent=2) + "\n")
+
+
+def _info_checksum(info: dict[str, Any]) -> str:
+    """blake2b of ``info`` without its own ``checksum``, in canonical JSON: a changed setting
+    (a flipped bit that still parses) is caught like a changed weight."""
+    body = {k: v for k, v in info.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "blake2b:" + hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    """``relative path -> blake2b`` of every file under ``folder`` but ``rewardlab.json`` and
+    hidden (temporary) files, in sorted order."""
+    out = {}
+    for file in sorted(folder.rglob("*")):
+        rel = file.relative_to(folder)
+        if file.is_file() and rel.as_posix() != MODEL_INFO_FILE and not any(
+                part.startswith(".") for part in rel.parts):
+            out[rel.as_posix()] = _file_digest(file)
+    return out
+
+
+def _file_digest(file: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "blake2b:" + h.hexdigest()
+
+
+def verify_model_files(path: str | os.PathLike[str], info: dict[str, Any]) -> None:
+    """Check the files of a model folder against the checksums in its ``rewardlab.json``: a
+    truncated, bit-flipped or missing weights file is a clear error, never read as weights.
+    Folders saved before checksums were recorded are not checked."""
+    files = info.get("files")
+    if files is None:
+        return
+    if not isinstance(files, dict):
+        raise ValueError(f"{Path(path) / MODEL_INFO_FILE}: malformed 'files' (expected an "
+                         f"object of checksums)")
+    for rel, digest in files.items():
+        file = Path(path) / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise ValueError(f"{Path(path) / MODEL_INFO_FILE}: lists {rel!r}, outside the folder")
+        if not file.is_file():
+            raise ValueError(f"{file}: missing from the model folder (listed in "
+                             f"{MODEL_INFO_FILE})")
+        if _file_digest(file) != digest:
+            raise ValueError(f"{file}: damaged (its checksum differs from the one in "
+                             f"{MODEL_INFO_FILE}); the folder cannot be loaded. Train or copy "
+                             f"it again")
 
 
 def read_model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """``rewardlab.json`` of a saved model folder, checked: a clear error when it is missing,
     malformed, or written by a newer rewardlab."""
     info_file = Path(path) / MODEL_INFO_FILE
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path}: no such model folder")
     if not info_file.is_file():
         raise FileNotFoundError(f"{path}: not a rewardlab model folder (no {MODEL_INFO_FILE})")
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{info_file}: not valid JSON ({exc})") from None
-    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
-        raise ValueError(f"{info_file}: malformed (expected an object with 'backend' and "
-                         f"'config')")
+    if (not isinstance(info, dict) or not isinstance(info.get("config"), dict)
+            or not isinstance(info.get("backend"), str)):
+        raise ValueError(f"{info_file}: malformed (expected an object with a 'backend' name and "
+                         f"a 'config' object)")
     version = info.get("format_version", 1)
-    if not isinstance(version, int) or version > MODEL_FORMAT_VERSION:
-        raise ValueError(f"{info_file}: format version {version!r} is newer than this rewardlab "
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{info_file}: malformed format_version {version!r} (expected a whole "
+                         f"number from 1)")
+    if version > MODEL_FORMAT_VERSION:
+        raise ValueError(f"{info_file}: format version {version} is newer than this rewardlab "
                          f"reads ({MODEL_FORMAT_VERSION}); upgrade rewardlab")
+    if "checksum" in info and info["checksum"] != _info_checksum(info):
+        raise ValueError(f"{info_file}: damaged or edited (its checksum does not match its "
+                         f"content); the folder cannot be trusted. Train or copy it again")
     return info

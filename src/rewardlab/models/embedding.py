@@ -32,9 +32,20 @@ from rewardlab.models.base import (
     write_model_info,
 )
 from rewardlab.models.encode import TextEncoder, default_cache_dir, get_encoder
-from rewardlab.models.heads import EnsembleHeads, fit_projection, pair_features
+from rewardlab.models.heads import (
+    EnsembleHeads,
+    feature_subspaces,
+    fit_projection,
+    pair_features,
+)
 
 __all__ = ["EmbeddingRewardModel", "PairFeatures", "PairVectors"]
+
+SUBSPACE_KEEP = 0.5
+"""``--diversity subspace``: the share of the vector dimensions each member sees."""
+ANCHOR_WEIGHT = 1e-3
+"""``--diversity anchored``: weight of Σ (θ_m - θ_m⁰)², member m's squared distance from its own
+random initial weights, added to its loss."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +103,7 @@ class EmbeddingRewardModel:
         self.progress = progress
         self.device = resolve_device(config.device)
         self.heads: EnsembleHeads | None = None
+        self._anchor: list[torch.Tensor] | None = None
         self.projection: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -103,7 +115,8 @@ class EmbeddingRewardModel:
         c, e = self.config, self.config.embedding
         return get_encoder(c.model, max_length=c.max_length, pooling=e.pooling,
                            batch_size=c.encode_batch_size,
-                           cache_dir=e.cache_dir or default_cache_dir(),
+                           cache_dir=None if e.cache_dir == "off"
+                           else e.cache_dir or default_cache_dir(),
                            device=str(self.device), progress=self.progress)
 
     @property
@@ -160,9 +173,29 @@ class EmbeddingRewardModel:
         return self.features_of(self.vectors(data))
 
     def _new_heads(self, in_dim: int) -> EnsembleHeads:
+        e = self.config.embedding
         seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
-        return EnsembleHeads(self.members, in_dim, self.config.embedding.hidden,
-                             seeds=seeds).to(self.device)
+        mask = (feature_subspaces(in_dim, seeds, kind=e.head_features, keep=SUBSPACE_KEEP)
+                if e.diversity == "subspace" else None)
+        return EnsembleHeads(self.members, in_dim, e.hidden, seeds=seeds,
+                             feature_mask=mask).to(self.device)
+
+    def _member_orders(self, n: int, seeds: list[int], epoch: int) -> torch.Tensor:
+        """``[M, n]``: the pairs each member sees in ``epoch``, in its order.
+
+        Each member its own order, derived from (member seed, epoch): reproducible, and a
+        resumed or re-run fit sees exactly the same batches. With ``--diversity bagging`` a
+        member sees its own bootstrap resample of the pairs (n drawn with replacement, once),
+        in a new order every epoch.
+        """
+        rows = []
+        for s in seeds:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
+            if self.config.embedding.diversity == "bagging":
+                sample = torch.randint(n, (n,), generator=torch.Generator().manual_seed(s * 7 + 3))
+                order = sample[order]
+            rows.append(order)
+        return torch.stack(rows)
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, pairs: Pairs | PairVectors, *, target: torch.Tensor | None = None,
@@ -188,6 +221,8 @@ class EmbeddingRewardModel:
         dev = self.device
         xc, xr, t, mg = (a.to(dev) for a in (feats.chosen, feats.rejected, t, mg))
         self.heads = heads = self._new_heads(xc.shape[1])
+        self._anchor = ([p.detach().clone() for p in heads.parameters()]
+                        if c.embedding.diversity == "anchored" else None)
         batch = min(c.resolved_batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         total = steps_per_epoch * c.resolved_epochs
@@ -202,11 +237,7 @@ class EmbeddingRewardModel:
                    disable=not self.progress)
         drop_gen = torch.Generator().manual_seed(c.seed + 7)
         for epoch in range(c.resolved_epochs):
-            # Each member its own order, derived from (member seed, epoch): reproducible, and a
-            # resumed or re-run fit sees exactly the same batches.
-            perms = torch.stack([
-                torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
-                for s in seeds]).to(dev)
+            perms = self._member_orders(n, seeds, epoch).to(dev)
             epoch_losses = []
             for b in range(steps_per_epoch):
                 idx = perms[:, b * batch:(b + 1) * batch]  # [M, B]
@@ -238,7 +269,11 @@ class EmbeddingRewardModel:
                              dropout=self.config.embedding.head_dropout, generator=drop_gen)
         delta = rewards[:, : idx.shape[1]] - rewards[:, idx.shape[1]:]
         per_pair = preference_loss(delta, target=t[idx], margin=mg[idx], reduction="none")
-        return per_pair.mean(dim=1).sum()
+        loss = per_pair.mean(dim=1).sum()
+        if self._anchor is not None:  # each member's own term: its gradient is its own
+            loss = loss + ANCHOR_WEIGHT * sum(((p - p0) ** 2).sum() for p, p0 in
+                                              zip(self.heads.parameters(), self._anchor))
+        return loss
 
     @torch.no_grad()
     def _valid_point(self, valid: PairFeatures) -> dict[str, float]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["EnsembleHeads", "fit_projection", "pair_features"]
+__all__ = ["EnsembleHeads", "feature_subspaces", "fit_projection", "pair_features"]
 
 
 EIGEN_FLOOR = 1e-4
@@ -68,13 +68,31 @@ def pair_features(prompt: torch.Tensor, response: torch.Tensor, tokens: torch.Te
     raise ValueError(f"unknown head features {kind!r}; choose prompt-response or response")
 
 
+def feature_subspaces(in_dim: int, seeds: list[int], *, kind: str, keep: float) -> torch.Tensor:
+    """``[M, F]`` 0/1 masks for ``--diversity subspace``: member m sees its own random ``keep``
+    share of the D vector dimensions (the same ones in p, r and p⊙r, as laid out by
+    :func:`pair_features`) and always the length feature. Drawn from each member's seed."""
+    parts = 3 if kind == "prompt-response" else 1
+    dim = (in_dim - 1) // parts
+    if dim * parts + 1 != in_dim:
+        raise ValueError(f"{in_dim} features do not fit the {kind!r} layout")
+    rows = []
+    for seed in seeds:
+        dims = torch.zeros(dim)
+        chosen = torch.randperm(dim, generator=torch.Generator().manual_seed(seed + 11))
+        dims[chosen[:max(1, round(keep * dim))]] = 1.0
+        rows.append(torch.cat([dims] * parts + [torch.ones(1)]))
+    return torch.stack(rows)
+
+
 class EnsembleHeads(nn.Module):
     """``members`` two-layer MLPs ``F -> H -> 1`` with GELU, as stacked weights.
 
     ``forward`` takes ``[M, B, F]`` (each member its own batch) and returns rewards ``[M, B]``.
     """
 
-    def __init__(self, members: int, in_dim: int, hidden: int, *, seeds: list[int]) -> None:
+    def __init__(self, members: int, in_dim: int, hidden: int, *, seeds: list[int],
+                 feature_mask: torch.Tensor | None = None) -> None:
         super().__init__()
         if len(seeds) != members:
             raise ValueError(f"need one seed per member: {members} members, {len(seeds)} seeds")
@@ -93,6 +111,11 @@ class EnsembleHeads(nn.Module):
         self.b1 = nn.Parameter(torch.stack(b1))  # [M, H]
         self.w2 = nn.Parameter(torch.stack(w2))  # [M, H]
         self.b2 = nn.Parameter(torch.stack(b2))  # [M]
+        self.feature_mask: torch.Tensor | None
+        if feature_mask is not None:  # [M, F]: each member reads only its own features
+            self.register_buffer("feature_mask", feature_mask.to(self.w1.dtype))
+        else:
+            self.feature_mask = None
 
     def forward(self, x: torch.Tensor, *, dropout: float = 0.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -105,6 +128,8 @@ class EnsembleHeads(nn.Module):
         """
         if x.dim() != 3 or x.shape[0] != self.members or x.shape[2] != self.in_dim:
             raise ValueError(f"expected [{self.members}, B, {self.in_dim}], got {tuple(x.shape)}")
+        if self.feature_mask is not None:
+            x = x * self.feature_mask.unsqueeze(1)
         h = torch.nn.functional.gelu(torch.baddbmm(self.b1.unsqueeze(1), x, self.w1))
         if dropout > 0:
             half = x.shape[1] // 2  # [chosen; rejected] halves share one mask per pair

@@ -40,6 +40,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 0.25rem 0.5rem; text-ali
 th { background: var(--bg-alt); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.best td { background: #e9f6ec; font-weight: 600; }
+.extras { font-size: 0.85em; color: #555; margin-top: 0.3em; }
 .skipped { border-left: 4px solid var(--warn); background: #fff8e5; padding: 0.4rem 0.8rem;
            margin: 0.6rem 0; }
 figure { margin: 1rem 0 2rem; }
@@ -132,6 +133,12 @@ SCRIPT = """
     r.suspicious.forEach(function (s) {
       why.appendChild(el("span", "tag tag-suspicious", "suspicious: " + s));
     });
+    var extras = Object.keys(r.extras || {});
+    if (extras.length) {
+      why.appendChild(el("div", "extras", extras.map(function (k) {
+        return k + ": " + r.extras[k];
+      }).join(", ")));
+    }
     tr.appendChild(why);
     tr.appendChild(el("td", "col-id", r.id));
     ["prompt", "chosen", "rejected"].forEach(function (c) {

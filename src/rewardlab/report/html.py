@@ -111,11 +111,16 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], *, cls: str = 
     return f"<table{cls_attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _counts_table(title: str, counts: Any, key_header: str) -> str:
-    """A card with a count table (e.g. pairs by source); nothing when there are no counts."""
-    if not isinstance(counts, Mapping) or not counts:
+def _counts_table(title: str, counts: Any, key_header: str, total: Any = None) -> str:
+    """A card with a count table (e.g. pairs by source); nothing when there are no counts.
+
+    Shares are of ``total`` when given (all pairs: a pair can be suspicious of several kinds,
+    so the counts need not add up), else of the counts' sum.
+    """
+    if not isinstance(counts, Mapping) or not any(counts.values()):
         return ""
-    total = sum(v for v in counts.values() if isinstance(v, (int, float)))
+    if not isinstance(total, int):
+        total = sum(v for v in counts.values() if isinstance(v, (int, float)))
     rows = [[esc(k), _num(v), f"{v / total:.1%}" if total and isinstance(v, (int, float))
              else "–"] for k, v in counts.items()]
     return (f'<div class="card"><h3>{esc(title)}</h3>'
@@ -155,7 +160,8 @@ def _data_cards(results: RunResults) -> list[str]:
     cards += [_counts_table("Pairs by source", data.get("by_source"), "source"),
               _counts_table("Pairs by file", data.get("by_file"), "file"),
               _counts_table("Skipped records", data.get("skipped"), "reason"),
-              _counts_table("Suspicious pairs", data.get("suspicious"), "kind")]
+              _counts_table("Suspicious pairs (share of all pairs)", data.get("suspicious"),
+                            "kind", pairs)]
     return [c for c in cards if c]
 
 
@@ -190,9 +196,27 @@ def _strength_card(results: RunResults) -> str:
         share = f" ({counts[cat] / total:.1%})" if total else ""
         items.append((f"{cat} pairs", f'<span class="cat-{esc(cat)}">{_num(counts[cat])}'
                       f"</span>{share}"))
+    items += _rank_notes(results.summary or {})
     if not items:
         items.append(("strength", "no strength results"))
     return _kv_card("Preference strength", items, _quantiles_table(results))
+
+
+def _rank_notes(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """"incorrect" is a rank, not a verdict; and the noise rate flip@auto would flip."""
+    items = []
+    positive = summary.get("incorrect_with_positive_strength")
+    if isinstance(positive, int):
+        items.append(("“incorrect” with û > 0", f"{_num(positive)} <span class=\"muted\">"
+                      "(the lowest 20% by rank: a rank, not a verdict)</span>"))
+    rate = summary.get("estimated_noise_rate")
+    if isinstance(rate, (int, float)) and math.isfinite(rate):
+        scheme = summary.get("scheme")
+        note = "" if scheme == "crossfit" else (
+            ' <span class="muted">(in-sample û: members saw these labels, so this '
+            "underestimates; cross-fitted strength is what flip@auto should read)</span>")
+        items.append(("estimated share of wrong labels", f"{rate:.1%}{note}"))
+    return items
 
 
 def _quantiles_table(results: RunResults) -> str:
@@ -221,10 +245,18 @@ def _best_line(best: BestMethod | None) -> str:
         return '<p class="muted">No methods comparison in this run (no compare/compare.json).</p>'
     acc = f", validation accuracy {_num(best.valid_accuracy_mean)}" \
         if best.valid_accuracy_mean is not None else ""
-    gain = f", {_signed(best.gain_over_baseline)} over the baseline" \
+    where = "test" if best.gain_split == "test" else "validation"
+    gain = f", {_signed(best.gain_over_baseline)} over the baseline on {where}" \
         if best.gain_over_baseline is not None else ""
-    return (f'<p class="best-method">Best method: <strong>{esc(best.method)}</strong>{acc}{gain}'
-            f' <span class="muted">(from {esc(best.source)})</span></p>')
+    if best.gain_ci95 is not None:
+        gain += f" (95% CI {_signed(best.gain_ci95[0])} to {_signed(best.gain_ci95[1])})"
+    source = f' <span class="muted">(from {esc(best.source)})</span></p>'
+    if best.distinguishable is False:
+        return (f'<p class="best-method">No method is distinguishable from the baseline on '
+                f"{_num(best.gain_pairs)} {where} pairs: the best on validation, "
+                f"<strong>{esc(best.method)}</strong>{acc}{gain}.{source}")
+    return (f'<p class="best-method">Best method (picked on validation): '
+            f"<strong>{esc(best.method)}</strong>{acc}{gain}{source}")
 
 
 def _summary_section(page: PageInput) -> str:

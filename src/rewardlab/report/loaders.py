@@ -108,6 +108,12 @@ def _read_strength(path: Path, notes: list[str]) -> pa.Table | None:
     if missing:
         notes.append(f"strength: {path.name} lacks column(s) {', '.join(missing)}")
         return None
+    for name in STRENGTH_REQUIRED:
+        values = numeric_column(table, name, finite=False)
+        bad = int((~np.isfinite(values)).sum()) if values is not None else 0
+        if bad:
+            notes.append(f"strength: {bad} pair(s) have no finite {name} (NaN, ±inf or not a "
+                         f"number); they are left out of the figures and lists")
     return table
 
 
@@ -194,15 +200,26 @@ def column_values(table: pa.Table, name: str) -> list[Any] | None:
     return values if any(v is not None for v in values) else None
 
 
-def numeric_column(table: pa.Table, name: str) -> np.ndarray | None:
-    """``name`` as float64 with NaN for nulls and non-numbers, or None when absent."""
+def numeric_column(table: pa.Table, name: str, *, finite: bool = True) -> np.ndarray | None:
+    """``name`` as float64 with NaN for nulls and non-numbers, or None when absent.
+
+    With ``finite`` (the default) ±inf is NaN too: no figure, count or vote means anything
+    with an infinite value, and the report must draw whatever the data holds.
+    """
+    out = _numeric_column(table, name)
+    if out is not None and finite:
+        out[np.isinf(out)] = np.nan
+    return out
+
+
+def _numeric_column(table: pa.Table, name: str) -> np.ndarray | None:
     if name in table.column_names:
         col = table.column(name)
         kind = col.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
             # Fast path for the big numeric columns (û, σ̂, rank): no Python object per row.
             as_float = pc.cast(col, pa.float64()).fill_null(np.nan)
-            return np.asarray(as_float.to_numpy(), dtype=np.float64)
+            return np.array(as_float.to_numpy(), dtype=np.float64)
     values = column_values(table, name)
     if values is None:
         return None

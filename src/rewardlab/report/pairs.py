@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from rewardlab.layout import STRENGTH_COLUMNS
 from rewardlab.report.loaders import numeric_column
 from rewardlab.report.stats import table_groups
 
@@ -29,6 +30,10 @@ MAX_TEXT_CHARS = 20_000
 """Longer texts are cut, so one huge transcript cannot bloat the report past usefulness."""
 
 _TEXT_COLUMNS = ("prompt", "chosen", "rejected")
+_OWN_COLUMNS = frozenset({"id", *_TEXT_COLUMNS, "source", "suspicious", "injected_flip",
+                          "category", *STRENGTH_COLUMNS})
+MAX_EXTRAS = 8
+"""Extra input columns shown beside each pair (human votes, scores, ...), at most."""
 
 
 def _list_orders(mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
@@ -64,7 +69,8 @@ def select_pairs(table: pa.Table, limit: int) -> list[dict[str, Any]]:
 
     Each row has ``id``, ``prompt``, ``chosen``, ``rejected``, ``mean`` (û), ``std`` (σ̂),
     ``category``, ``group``, ``source``, ``suspicious`` (list), ``flipped`` (injected flip or
-    None) and ``lists`` (the keys of :data:`LISTS` it was chosen for).
+    None), ``lists`` (the keys of :data:`LISTS` it was chosen for) and ``extras``: the pair's
+    other input columns with short scalar values (human votes beside û, say).
     """
     if limit <= 0 or table.num_rows == 0:
         return []
@@ -86,8 +92,9 @@ def select_pairs(table: pa.Table, limit: int) -> list[dict[str, Any]]:
 
     indices = list(chosen_rows.values())
     groups = table_groups(table)[indices]
-    wanted = [c for c in (*_TEXT_COLUMNS, "category", "source", "suspicious", "injected_flip")
-              if c in table.column_names]
+    extras = [c for c in table.column_names if c not in _OWN_COLUMNS][:MAX_EXTRAS]
+    wanted = [c for c in (*_TEXT_COLUMNS, "category", "source", "suspicious", "injected_flip",
+                          *extras) if c in table.column_names]
     # A zero-column table converts to no records at all, hence the explicit empty ones.
     records = (table.select(wanted).take(pa.array(indices, type=pa.int64())).to_pylist()
                if wanted else [{} for _ in indices])
@@ -107,5 +114,18 @@ def select_pairs(table: pa.Table, limit: int) -> list[dict[str, Any]]:
             "suspicious": [str(s) for s in suspicious] if isinstance(suspicious, list) else [],
             "flipped": bool(flipped) if flipped is not None else None,
             "lists": tags[pid],
+            "extras": {c: _scalar(rec.get(c)) for c in extras
+                       if _scalar(rec.get(c)) is not None},
         })
     return rows
+
+
+def _scalar(value: Any) -> str | float | int | bool | None:
+    """A short, JSON-safe rendering of an extra column's value, or None to leave it out."""
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return None if not np.isfinite(value) else round(value, 6)
+    if isinstance(value, str) and len(value) <= 80:
+        return value
+    return None

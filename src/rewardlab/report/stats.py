@@ -160,6 +160,12 @@ class BestMethod:
     valid_accuracy_mean: float | None
     gain_over_baseline: float | None
     source: str
+    gain_split: str = "valid"
+    """Where the gain was measured: ``test`` (nothing was chosen on it) or ``valid``."""
+    gain_ci95: tuple[float, float] | None = None
+    distinguishable: bool | None = None
+    """Whether the 95% interval of the gain excludes 0 (None without an interval)."""
+    gain_pairs: int | None = None
 
 
 def best_method(results: RunResults) -> BestMethod | None:
@@ -167,18 +173,26 @@ def best_method(results: RunResults) -> BestMethod | None:
     saved = (results.run_info or {}).get("best_method")
     if isinstance(saved, dict) and isinstance(saved.get("method"), str):
         acc, gain = saved.get("valid_accuracy_mean"), saved.get("gain_over_baseline")
+        ci = saved.get("gain_ci95")
         return BestMethod(
             method=saved["method"],
             valid_accuracy_mean=float(acc) if isinstance(acc, (int, float)) else None,
             gain_over_baseline=float(gain) if isinstance(gain, (int, float)) else None,
             source=RunLayout(results.run_dir).run_json.name,
+            gain_split=str(saved.get("gain_split") or "valid"),
+            gain_ci95=(float(ci[0]), float(ci[1])) if isinstance(ci, list) and len(ci) == 2
+            and all(isinstance(x, (int, float)) for x in ci) else None,
+            distinguishable=saved.get("distinguishable") if isinstance(
+                saved.get("distinguishable"), bool) else None,
+            gain_pairs=saved.get("gain_pairs") if isinstance(saved.get("gain_pairs"), int)
+            else None,
         )
     best = best_of_compare(results.compare or [])
     if best is None:
         return None
     return BestMethod(best["method"], float(best["valid_accuracy_mean"]),
-                      best["gain_over_baseline"],
-                      RunLayout(results.run_dir).compare_json.name)
+                      best["gain_over_baseline"], RunLayout(results.run_dir).compare_json.name,
+                      gain_split=best["gain_split"])
 
 
 # --- second opinions (agreement with the dataset's label) ------------------------------------

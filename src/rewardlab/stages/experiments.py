@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from rewardlab.config import (
     CommonConfig,
@@ -29,9 +30,9 @@ from rewardlab.config import (
     SplitConfig,
     StrengthConfig,
 )
-from rewardlab.denoise import resolve_plan
+from rewardlab.denoise import resolve_plan, training_set
 from rewardlab.evaluation import preference_metrics
-from rewardlab.files import write_json
+from rewardlab.files import write_json, write_table
 from rewardlab.layout import RunLayout
 from rewardlab.models import Pairs, PreparedPairs, prepare_pairs
 from rewardlab.seeds import derive_seed
@@ -151,21 +152,22 @@ def run_compare(train: PreparedPairs, held_out: dict[str, PreparedPairs],
     curve; test (``held_out["test"]``, may be empty) grades the pick. Returns (and writes to
     ``out``'s compare.json) one record per method: ``method``, ``valid_accuracy_mean``/``_std``,
     ``test_accuracy_mean``/``_std`` (with a test split), ``valid_loss``, ``ece``, ``n_train``,
-    ``denoise`` (counts), the per-seed accuracies and ``curve`` (accuracy over steps).
+    ``denoise`` (counts), the per-seed accuracies and ``curve`` (accuracy over steps). With
+    ``out``, each method's per-pair held-out predictions (mean over seeds) go to the layout's
+    predictions table, for confidence intervals that read saved results only.
     """
     from tqdm.auto import tqdm
 
     plans = {m: resolve_plan(m, margin_scale=margin_scale) for m in methods}  # fail fast
+    _check_training_sets(plans, strength_mean, train)
     configs = _seed_configs(model, seeds)
-    records = []
+    records, predictions = [], []
     bar = tqdm(total=len(plans) * seeds, desc="compare", unit="model", disable=not progress)
     for method, plan in plans.items():
         runs = [_compare_one(train, held_out, strength_mean, cfg, plan, eval_every, bar)
                 for cfg in configs]
-        accs: dict[str, list[float]] = defaultdict(list)
-        for run in runs:
-            for name, acc in run["accuracy"].items():
-                accs[name].append(acc)
+        deltas = {name: np.stack([r["delta"][name] for r in runs]) for name in runs[0]["delta"]}
+        accs = {name: [float((d > 0).mean()) for d in rows] for name, rows in deltas.items()}
         counts = runs[-1]["denoise"]
         records.append({
             "method": method, **_accuracy_fields(accs),
@@ -174,23 +176,51 @@ def run_compare(train: PreparedPairs, held_out: dict[str, PreparedPairs],
             "n_train": counts.get("trained_on", len(train)), "seeds": seeds,
             "denoise": counts, "curve": _aggregate_curves([r["curve"] for r in runs]),
         })
+        predictions.append((method, deltas))
     bar.close()
     if out is not None:
         write_json(out.compare_json, records)
+        write_table(out.compare_predictions, prediction_table(predictions))
     return records
+
+
+def _check_training_sets(plans: dict[str, Any], strength_mean: np.ndarray,
+                         train: PreparedPairs) -> None:
+    """Refuse, before any training starts, a method that would leave no pair to train on."""
+    identical = train.pairs.identical()
+    for method, plan in plans.items():
+        if len(training_set(strength_mean, plan, identical=identical).index) == 0:
+            raise ValueError(f"--methods {method}: leaves no training pair of {len(train)} "
+                             f"({int(identical.sum())} identical); use more data or a smaller cut")
+
+
+def prediction_table(predictions: list[tuple[str, dict[str, np.ndarray]]]) -> pa.Table:
+    """One row per (method, split, pair): the mean Δ over seeds and the share of seeds that
+    ranked the pair correctly (Δ > 0); ``pair`` is the position within its split."""
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for method, deltas in predictions:
+        for split, d in deltas.items():  # d: [seeds, N]
+            n = d.shape[1]
+            rows["method"] += [method] * n
+            rows["split"] += [split] * n
+            rows["pair"] += list(range(n))
+            rows["delta_mean"] += d.mean(axis=0).tolist()
+            rows["correct"] += (d > 0).mean(axis=0).tolist()
+    return pa.table(rows)
 
 
 def _compare_one(train: PreparedPairs, held_out: dict[str, PreparedPairs],
                  strength_mean: np.ndarray, cfg: ModelConfig, plan: Any, eval_every: int,
                  bar: Any) -> dict[str, Any]:
-    """One method, one seed: train, then measure on every held-out split."""
+    """One method, one seed: train, then score every non-empty held-out split once."""
     outcome = train_reward_model(train, model=cfg, plan=plan, strength_mean=strength_mean,
                                  valid=held_out["valid"], eval_every=eval_every, progress=False)
-    valid = preference_metrics(outcome.model.score(held_out["valid"].inputs))
+    delta = {name: outcome.model.score(part.inputs).mean(dim=0).numpy().astype(np.float64)
+             for name, part in held_out.items() if len(part)}
+    valid = preference_metrics(delta["valid"])
     bar.update(1)
-    return {"accuracy": _held_out_accuracy(outcome.model, held_out),
-            "valid_loss": valid["bt_loss"], "ece": valid["ece"], "curve": outcome.fit.curve,
-            "denoise": outcome.denoise}
+    return {"delta": delta, "valid_loss": valid["bt_loss"], "ece": valid["ece"],
+            "curve": outcome.fit.curve, "denoise": outcome.denoise}
 
 
 @dataclass
@@ -214,7 +244,7 @@ def experiment_inputs(*, data: InputConfig, load: LoadConfig, split: SplitConfig
     an ensemble of ``--members`` (no held-out pair ever reaches denoising)."""
     prep = prepare_data(data.data, load=load, split=split, seed=model.seed, noise=noise)
     require_validation(prep, split)
-    layout = RunLayout.of(output.out)
+    layout = RunLayout.of(output.folder())
 
     def measure() -> np.ndarray:
         return run_strength(prep.train, model=model, strength=strength, layout=layout,

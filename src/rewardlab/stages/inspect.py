@@ -25,11 +25,9 @@ _BATCH = 512
 def inspect_data(
     paths: PathsLike,
     *,
-    mapping: dict[str, str] | str | None = None,
-    on_bad: str = "error",
-    drop_suspicious: bool = False,
     model: str | None = None,
     max_length: int | None = None,
+    **read_kwargs: Any,
 ) -> dict[str, Any]:
     """Load ``paths`` and describe them as a JSON-able dict.
 
@@ -39,10 +37,10 @@ def inspect_data(
     with ``p50``, ``p95``, ``max`` and ``mean`` token counts (no special tokens, no truncation;
     "response" pools chosen and rejected). With ``max_length``, ``tokens["over_max_length"]``
     counts the prompts and responses longer than that. ``model`` None means the bundled
-    all-MiniLM-L6-v2 tokenizer, loaded offline.
+    all-MiniLM-L6-v2 tokenizer, loaded offline. ``read_kwargs`` go to
+    :func:`rewardlab.data.read_preferences` (``mapping``, ``on_bad``, ``ties``, ...).
     """
-    ds, report = read_preferences(paths, mapping=mapping, on_bad=on_bad,
-                                  drop_suspicious=drop_suspicious)
+    ds, report = read_preferences(paths, **read_kwargs)
     result = report.to_dict()
     result["suspicious"] = {kind: {"count": len(ids), "ids": ids[:MAX_IDS_SHOWN]}
                             for kind, ids in report.suspicious.items()}

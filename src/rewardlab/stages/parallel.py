@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.files import atomic_path, write_json
+from rewardlab.files import read_npy, write_json, write_npy
 from rewardlab.launch import Ranks
 
-__all__ = ["JobOutcome", "RankStatus", "job_file", "load_finished", "run_jobs", "sum_counts",
-           "wait_for_jobs"]
+__all__ = ["JobOutcome", "RankStatus", "job_file", "load_finished", "may_remove_partial",
+           "run_jobs", "sum_counts", "wait_for_jobs"]
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER_SECONDS = 600.0
@@ -67,8 +67,10 @@ def load_finished(jobs: Sequence[Any], partial: Path | None, delta: np.ndarray) 
     todo = []
     for job in jobs:
         file = None if partial is None else job_file(partial, job.index)
-        if file is not None and file.is_file():
-            delta[np.ix_(job.members, job.score)] = np.load(file, allow_pickle=False)
+        # An unreadable or mis-shaped file (a damaged disk) is recomputed, never read as Δ.
+        d = None if file is None else read_npy(file, shape=(len(job.members), len(job.score)))
+        if d is not None:
+            delta[np.ix_(job.members, job.score)] = d
         else:
             todo.append(job)
     return todo
@@ -77,8 +79,7 @@ def load_finished(jobs: Sequence[Any], partial: Path | None, delta: np.ndarray) 
 def _publish(partial: Path, job: Any, outcome: JobOutcome) -> None:
     """Record first, Δ last: a job counts as finished once its ``.npy`` exists."""
     write_json(job_file(partial, job.index, ".json"), outcome.record)
-    with atomic_path(job_file(partial, job.index)) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, outcome.delta)
+    write_npy(job_file(partial, job.index), outcome.delta)
 
 
 def run_jobs(jobs: Sequence[Any], todo: Sequence[Any], *, run: Callable[[Any], JobOutcome],
@@ -110,6 +111,7 @@ def run_jobs(jobs: Sequence[Any], todo: Sequence[Any], *, run: Callable[[Any], J
             others = [job for job in todo if job.index % ranks.world != ranks.rank]
             wait_for_jobs(others, partial, delta, ranks, started=started,
                           stale_after=stale_after)
+            status.set("gathered")  # this rank reads nothing more from the partial folder
 
 
 class RankStatus:
@@ -145,7 +147,8 @@ class RankStatus:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc is not None and self.state != "done":  # a rank that finished its jobs stays done
+        # A rank that finished its jobs stays done (its results are published).
+        if exc is not None and self.state not in ("done", "gathered"):
             self.set("failed", f"{kind.__name__ if kind else 'error'}: {exc}")
         self._stop.set()
         self._thread.join()
@@ -201,3 +204,27 @@ def sum_counts(records: Sequence[dict[str, int] | None]) -> dict[str, int] | Non
         for key, value in record.items():  # type: ignore[union-attr]
             out[key] = out.get(key, 0) + int(value)
     return out
+
+
+def may_remove_partial(partial: Path, ranks: Ranks, *, stale_after: float = STALE_AFTER_SECONDS,
+                       poll: float = 0.5) -> bool:
+    """Whether this process may remove the partial folder once the strength table is written:
+    a lone process may; under a launch only the main rank, and only after every other rank has
+    gathered all jobs (a rank still reading must not find the files gone)."""
+    if ranks.world == 1:
+        return True
+    if not ranks.is_main:
+        return False
+    for rank in range(1, ranks.world):
+        while True:
+            try:
+                state = json.loads(_status_file(partial, rank).read_text("utf-8"))["state"]
+            except (OSError, ValueError, KeyError):
+                state = None
+            if state == "gathered":
+                break
+            if state == "failed" or state is None:  # nothing to wait for: leave the files
+                return False
+            _check_rank(partial, rank, started=0.0, stale_after=stale_after)
+            time.sleep(poll)
+    return True

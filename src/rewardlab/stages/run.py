@@ -33,6 +33,7 @@ from rewardlab.config import (
     config_dict,
 )
 from rewardlab.denoise import resolve_plan
+from rewardlab.evaluation import paired_bootstrap
 from rewardlab.files import read_json, write_json
 from rewardlab.layout import RunLayout, best_method
 from rewardlab.models import Pairs
@@ -46,6 +47,7 @@ from rewardlab.stages.experiments import (
 )
 from rewardlab.stages.prepare import Prepared, prepare_data, require_validation
 from rewardlab.stages.strength import run_strength
+from rewardlab.stages.tables import write_pairs_table
 from rewardlab.stages.train import run_train
 
 __all__ = ["RunOutput", "StageLedger", "run_all", "run_command"]
@@ -71,8 +73,10 @@ class StageLedger:
                 and all(p.exists() for p in outputs))
 
     def record(self, stage: str, fingerprint: str, seconds: float) -> None:
-        self.entries[stage] = {"fingerprint": fingerprint, "seconds": round(seconds, 2)}
+        # No wall-clock time in the file: a rerun must write the same bytes (it goes to the log).
+        self.entries[stage] = {"fingerprint": fingerprint}
         write_json(self.path, self.entries)
+        log.info("%s: finished in %.1f s", stage, seconds)
 
     def run(self, stage: str, fingerprint: str, outputs: Sequence[Path],
             work: Callable[[], object]) -> None:
@@ -129,6 +133,7 @@ def run_all(paths: Sequence[str], *, out: RunLayout, settings: RunSettings,
 
     u = np.asarray(pq.read_table(out.strength_parquet, columns=["strength_mean"])
                    .column("strength_mean").to_numpy(), dtype=np.float64)
+    write_held_out(prep, out)
     best = _experiments(ledger, out, s, prep, u, s_fp, progress)
     write_json(out.run_json, {
         "data": _data_section(prep),
@@ -174,6 +179,7 @@ def _experiments(ledger: StageLedger, out: RunLayout, s: RunSettings, prep: Prep
         eval_every=s.experiment.eval_every, out=out, progress=progress))
     best = best_method(read_json(out.compare_json))
     assert best is not None, "compare.json holds no method"
+    best.update(gain_interval(out, best))
     final_model = dataclasses.replace(exp_model, seed=derive_seed(s.model.seed, "final"))
     f_fp = _digest([c_fp, best["method"]])
     ledger.run("final", f_fp, [out.final.metrics_json], lambda: run_train(
@@ -181,6 +187,40 @@ def _experiments(ledger: StageLedger, out: RunLayout, s: RunSettings, prep: Prep
         plan=resolve_plan(best["method"]), strength_mean=u, out=out.final, progress=progress,
         extra={"method": best["method"]}))
     return best
+
+
+def write_held_out(prep: Prepared, out: RunLayout) -> None:
+    """Keep the validation and test pairs (column ``split``) beside the run: nothing denoises
+    them, and ``export --include-held-out`` can add them back unchanged."""
+    import datasets
+
+    parts = [ds.add_column("split", [name] * len(ds))
+             for name, ds in (("valid", prep.valid), ("test", prep.test)) if len(ds)]
+    write_pairs_table(datasets.concatenate_datasets(parts), {}, out.held_out_parquet)
+
+
+def gain_interval(out: RunLayout, best: dict[str, Any]) -> dict[str, Any]:
+    """The 95% bootstrap interval of the best method's gain over the baseline, over the pairs
+    of the split the gain was measured on (read from compare's saved predictions)."""
+    import pyarrow.parquet as pq
+
+    if best["method"] == "baseline" or not out.compare_predictions.is_file():
+        return {}
+    cols = pq.read_table(out.compare_predictions).to_pydict()
+    split, name = np.asarray(cols["split"]), np.asarray(cols["method"])
+    pair, correct = np.asarray(cols["pair"]), np.asarray(cols["correct"], dtype=np.float64)
+
+    def per_pair(method: str) -> np.ndarray:
+        sel = (split == best["gain_split"]) & (name == method)
+        return correct[sel][np.argsort(pair[sel], kind="stable")]
+
+    method, base = per_pair(best["method"]), per_pair("baseline")
+    if len(base) == 0 or len(base) != len(method):
+        return {}
+    res = paired_bootstrap(method, base)
+    low, high = res["ci95"]
+    return {"gain_ci95": res["ci95"], "gain_pairs": res["n"],
+            "distinguishable": bool(low > 0 or high < 0)}
 
 
 def _data_section(prep: Prepared) -> dict[str, Any]:
@@ -201,13 +241,31 @@ def run_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mode
                 run: RunConfig, output: OutputConfig, common: CommonConfig) -> CommandResult:
     """``rewardlab run``: every stage into one folder, resuming what already finished."""
     settings = RunSettings(load, split, model, strength, noise, experiment)
-    res = run_all(data.data, out=RunLayout.of(output.out), settings=settings,
+    res = run_all(data.data, out=RunLayout.of(output.folder()), settings=settings,
                   progress=not common.quiet, report=not run.no_report)
-    b = res.best_method
-    gain = b.get("gain_over_baseline")
-    line = (f"best method on validation: {b['method']} (valid accuracy "
-            f"{b['valid_accuracy_mean']:.4f}"
-            + (f"; on test, {gain:+.4f} over baseline" if gain is not None else "")
-            + (" (no test split: gain measured on validation)" if b["gain_split"] == "valid"
-               else "") + ")")
-    return CommandResult([line], res.outputs, res)
+    return CommandResult([*verdict_lines(res.best_method), *next_steps(res)], res.outputs, res)
+
+
+def verdict_lines(b: dict[str, Any]) -> list[str]:
+    """What the run found, without naming a winner that the held-out pairs cannot tell apart."""
+    gain, ci = b.get("gain_over_baseline"), b.get("gain_ci95")
+    where = "test" if b["gain_split"] == "test" else "validation (there is no test split)"
+    if b["method"] == "baseline" or gain is None:
+        return [f"best method on validation: {b['method']} (valid accuracy "
+                f"{b['valid_accuracy_mean']:.4f}); no denoising method beat the baseline"]
+    interval = f" (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})" if ci else ""
+    if ci and not b.get("distinguishable"):
+        return [f"no method is distinguishable from the baseline on {b['gain_pairs']} {where} "
+                f"pairs: the best on validation, {b['method']}, gains {gain:+.4f}{interval}"]
+    return [f"best method: {b['method']}, picked on validation; on {where} it gains "
+            f"{gain:+.4f} over the baseline{interval}"]
+
+
+def next_steps(res: RunOutput) -> list[str]:
+    """Where to look next, and the export command for the picked method."""
+    lines = ["", "next:"]
+    if "report" in res.outputs:
+        lines.append(f"  open {res.outputs['report']}")
+    lines.append(f"  rewardlab export {res.out_dir} -o cleaned.jsonl   "
+                 f"# training pairs with {res.best_method['method']} applied, for TRL")
+    return lines

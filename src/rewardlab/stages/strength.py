@@ -23,13 +23,15 @@ import gc
 import hashlib
 import json
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rewardlab.config import (
     CommonConfig,
@@ -55,7 +57,14 @@ from rewardlab.models import (
 from rewardlab.noise import inject_flips
 from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
-from rewardlab.stages.parallel import JobOutcome, job_file, load_finished, run_jobs, sum_counts
+from rewardlab.stages.parallel import (
+    JobOutcome,
+    job_file,
+    load_finished,
+    may_remove_partial,
+    run_jobs,
+    sum_counts,
+)
 from rewardlab.stages.tables import write_pairs_table
 from rewardlab.strength import (
     auroc,
@@ -155,6 +164,12 @@ class EnsembleRun:
 
     delta: np.ndarray
     truncation: dict[str, int] | None = None
+    partial: Path | None = None
+    """Where the finished jobs were published (``None`` without a run layout)."""
+    ranks: Ranks = field(default_factory=Ranks)
+    """The processes that shared the jobs (one, unless ``--parallel members`` under a launch)."""
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    """Per job: its members, the rank that ran it, its final training loss and steps."""
 
 
 def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
@@ -201,9 +216,14 @@ def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
     bar.close()
     if np.isnan(delta).any():  # every (member, pair) must be scored exactly once
         raise RuntimeError("internal error: some pairs were not scored by every member")
+    every = {j.index: records.get(j.index) or _record(partial, j.index) for j in jobs}
     # Each pair is scored once by member 0: its jobs' counts cover every pair exactly once.
-    firsts = [records.get(j.index) or _record(partial, j.index) for j in jobs if 0 in j.members]
-    return EnsembleRun(delta, sum_counts([r.get("truncation") for r in firsts]))
+    firsts = [every[j.index] for j in jobs if 0 in j.members]
+    # How each job went, without wall-clock seconds (the same seed writes the same bytes).
+    job_log = [{"job": i, **{k: v for k, v in r.items() if k not in ("seconds", "truncation")}}
+            for i, r in sorted(every.items())]
+    return EnsembleRun(delta, sum_counts([r.get("truncation") for r in firsts]), partial, ranks,
+                       job_log)
 
 
 def _job_runner(pairs: Pairs, identical: np.ndarray, model: ModelConfig,
@@ -217,7 +237,10 @@ def _job_runner(pairs: Pairs, identical: np.ndarray, model: ModelConfig,
         data = prepared[0]
         cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
         rm = build_reward_model(cfg, progress=progress)
-        fit = rm.fit(data.subset(job.train[~identical[job.train]]).inputs)
+        train = job.train[~identical[job.train]]
+        # A tie kept with --ties half trains towards 0.5: the per-pair target reaches the loss.
+        fit = rm.fit(data.subset(train).inputs,
+                     target=torch.as_tensor(pairs.label_target[train], dtype=torch.float32))
         scored = data.subset(job.score)
         d = rm.score(scored.inputs).numpy().astype(np.float64)
         del rm
@@ -289,17 +312,21 @@ def agreement_summary(mean: np.ndarray, columns: dict[str, list[Any]]) -> dict[s
     """
     if "votes_for_chosen" not in columns or "votes_against" not in columns:
         return None
-    pro = np.asarray(columns["votes_for_chosen"], dtype=np.float64)
+    pro = np.asarray(columns["votes_for_chosen"], dtype=np.float64)  # None (null) reads as NaN
     con = np.asarray(columns["votes_against"], dtype=np.float64)
     ties = np.asarray(columns.get("ties", np.zeros_like(pro)), dtype=np.float64)
+    # Votes that are missing, NaN or infinite say nothing: such pairs are counted, not guessed.
+    known = np.isfinite(pro) & np.isfinite(con) & np.isfinite(ties)
+    pro, con, ties, mean = pro[known], con[known], ties[known], np.asarray(mean)[known]
     unanimous = (con == 0) & (ties == 0)
     return {
+        "votes_unknown": int((~known).sum()),
         "unanimous": int(unanimous.sum()),
         "split": int((~unanimous).sum()),
         "mean_strength_unanimous": float(mean[unanimous].mean()) if unanimous.any() else None,
         "mean_strength_split": float(mean[~unanimous].mean()) if (~unanimous).any() else None,
         "auroc_unanimous_vs_split": auroc(mean, unanimous),
-        "majority_agrees": float((pro > con).mean()),
+        "majority_agrees": float((pro > con).mean()) if len(pro) else None,
     }
 
 
@@ -337,6 +364,7 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
         "identical_pairs_left_out": int(identical.sum()),
         # Over-long pairs are cut (never dropped); how many, and how, when the backend counts.
         "truncation": ensemble.truncation,
+        "jobs": ensemble.jobs,
         **summarize_strength(stats, np.asarray(cols["strength_group"], dtype=object)[ok],
                              np.asarray(cols["category"], dtype=object)[ok]),
         # What flip@auto would flip; meaningful for cross-fitted strength, where a model never
@@ -355,6 +383,9 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
     if extra_summary:
         summary.update(extra_summary)
     write_json(layout.strength_summary, summary)
+    # Finished: the per-job results have served their purpose (a rerun reuses the table).
+    if ensemble.partial is None or may_remove_partial(ensemble.partial, ensemble.ranks):
+        shutil.rmtree(layout.partial_root, ignore_errors=True)
     return StrengthOutput(layout.strength_parquet, layout.strength_jsonl,
                           layout.strength_summary, summary, delta)
 
@@ -367,7 +398,7 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
 
     ds, report = read_preferences(data.data, **load.read_kwargs())
     ds = inject_flips(ds, noise.inject_flips, seed=noise.inject_seed)
-    res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.out),
+    res = run_strength(ds, model=model, strength=strength, layout=RunLayout.of(output.folder()),
                        progress=not common.quiet, extra_summary={"data": report.to_dict()})
     s = res.summary
     lines = [f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "

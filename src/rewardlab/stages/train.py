@@ -11,6 +11,7 @@ import torch
 
 from rewardlab.config import (
     CommonConfig,
+    ConfigError,
     DenoiseConfig,
     InputConfig,
     LoadConfig,
@@ -53,9 +54,12 @@ log = logging.getLogger("rewardlab")
 def plan_from_config(cfg: DenoiseConfig) -> DenoisePlan:
     """The :class:`DenoisePlan` of ``--method`` with explicit options applied on top."""
     margin = None if cfg.margin is None else cfg.margin == "adaptive"
-    return resolve_plan(cfg.method, flip=cfg.flip, drop=cfg.drop, smooth=cfg.smooth,
-                        smooth_where=cfg.smooth_where, margin=margin,
-                        margin_scale=cfg.margin_scale)
+    try:
+        return resolve_plan(cfg.method, flip=cfg.flip, drop=cfg.drop, smooth=cfg.smooth,
+                            smooth_where=cfg.smooth_where, margin=margin,
+                            margin_scale=cfg.margin_scale)
+    except ValueError as exc:
+        raise ConfigError(f"--method: {exc}") from None
 
 
 @dataclass
@@ -82,7 +86,8 @@ def train_reward_model(data: Pairs | PreparedPairs, *, model: ModelConfig,
             raise ValueError("this denoising method needs strength: pass --strength-file "
                              "(a strength.parquet from `rewardlab strength`)")
         strength_mean = np.zeros(len(prepared))
-    chosen = training_set(strength_mean, plan, identical=prepared.pairs.identical())
+    chosen = training_set(strength_mean, plan, identical=prepared.pairs.identical(),
+                          label_target=prepared.pairs.target)
     if len(chosen.index) == 0:
         raise ValueError("no training pairs left after denoising")
     rm = build_reward_model(model, progress=progress)
@@ -112,8 +117,9 @@ def run_train(train_ds: Any, held_out: dict[str, Any], *, model: ModelConfig, pl
     metrics: dict[str, Any] = {
         "settings": config_dict(model),
         "denoise": {"plan": config_dict(plan), **outcome.denoise},
+        # No wall-clock seconds: the same seed must write the same bytes.
         "fit": {"train_loss": outcome.fit.train_loss, "steps": outcome.fit.steps,
-                "seconds": outcome.fit.seconds, "truncation": outcome.fit.truncation},
+                "truncation": outcome.fit.truncation},
         "train": evaluate_model(outcome.model, train_ds),
     }
     for name, ds in held_out.items():
@@ -133,7 +139,7 @@ def train_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mo
     plan = plan_from_config(denoise)
     u = strength_for_training(prep, strength_file=denoise.strength_file,
                               allow_overlap=denoise.allow_overlap)
-    out = TrainLayout(output.out_path)
+    out = TrainLayout(output.folder())
     metrics = run_train(prep.train, {"valid": prep.valid, "test": prep.test}, model=model,
                         plan=plan, strength_mean=u, out=out, progress=not common.quiet,
                         extra={"data": prep.report})
@@ -151,7 +157,7 @@ def evaluate_command(*, model_path: ModelPathConfig, data: InputConfig, load: Lo
     model = load_reward_model(model_path.model_dir, progress=not common.quiet)
     metrics = {"valid": evaluate_model(model, ds), "data": report.to_dict(),
                "model": str(model_path.model_dir)}
-    out = TrainLayout(output.out_path)
+    out = TrainLayout(output.folder())
     write_json(out.metrics_json, metrics)
     line = f"accuracy {metrics['valid']['accuracy']:.4f} on {metrics['valid']['n']} pairs"
     return CommandResult([line], {"metrics": out.metrics_json}, metrics)

@@ -1,0 +1,138 @@
+"""A saved reward-model ensemble, ready to score (prompt, response) items.
+
+Shared by ``rewardlab score``, ``rewardlab serve`` and :class:`rewardlab.RewardFunction`. It
+builds on :meth:`rewardlab.models.base.RewardModel.rewards` (``[M, N]`` on either backend) and
+turns its output into the statistics of :mod:`rewardlab.serve.ensemble`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.serve.ensemble import RewardStats, reward_statistics
+
+__all__ = ["CHARS_PER_TOKEN_LIMIT", "EnsembleScorer"]
+
+CHARS_PER_TOKEN_LIMIT = 32
+"""Texts longer than this many characters per allowed token count as over-long unread."""
+
+
+class EnsembleScorer:
+    """Scores items with every member of a saved ensemble.
+
+    Args:
+        model: a trained :class:`~rewardlab.models.base.RewardModel`.
+        path: the folder it was loaded from (reported by ``info``).
+        backend: its backend's name (from ``rewardlab.json``).
+        penalty: λ of ``uwo`` (mean - λ·variance).
+    """
+
+    def __init__(self, model: Any, *, path: str, backend: str, penalty: float) -> None:
+        reward_statistics(np.zeros((1, 0)), penalty=penalty)  # validates λ early
+        self.model, self.path, self.backend, self.penalty = model, path, backend, penalty
+        self._tokenizer: Any = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, penalty: float, progress: bool = False,
+             feature_cache: bool = True) -> EnsembleScorer:
+        """Load a model folder written by ``rewardlab train`` (either backend).
+
+        ``feature_cache=False`` keeps the embedding backend's frozen vectors out of the disk
+        cache: a server sees new texts in every request, and caching each would write a cache
+        shard per request (the other backend has no such cache and ignores it).
+        """
+        from rewardlab.models import load_reward_model
+        from rewardlab.models.base import read_model_info
+
+        backend = str(read_model_info(path).get("backend"))
+        model = load_reward_model(path, progress=progress)
+        if not feature_cache:
+            cfg = model.config
+            model.config = dataclasses.replace(
+                cfg, embedding=dataclasses.replace(cfg.embedding, cache_dir="off"))
+        return cls(model, path=str(Path(path)), backend=backend, penalty=penalty)
+
+    @property
+    def members(self) -> int:
+        return int(self.model.members)
+
+    @property
+    def max_length(self) -> int:
+        """Tokens the model reads of an item (``--max-length`` at training)."""
+        return int(self.model.config.max_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        """A private copy of the tokenizer that measures texts for this model: the fine-tuned
+        model's own, or the embedding backend's frozen encoder's (the protocol has no tokenizer
+        of its own, so this is the one place that looks for either). A copy, because a fast
+        tokenizer must not be used from two threads at once, and the model's own one tokenizes
+        in the thread that scores."""
+        if self._tokenizer is None:
+            tok = getattr(self.model, "tokenizer", None)
+            self._tokenizer = copy.deepcopy(tok if tok is not None
+                                            else self.model.encoder.tokenizer)
+        return self._tokenizer
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """``[n]`` token counts of ``texts`` (no special tokens), for the batch budget and the
+        over-long check.
+
+        A text longer than :data:`CHARS_PER_TOKEN_LIMIT` characters per token of the model's
+        max length is counted as max length + 1 without being tokenized: it is over the limit
+        for any natural text, and tokenizing megabytes would hold up the server.
+        """
+        cap = CHARS_PER_TOKEN_LIMIT * self.max_length
+        short = [i for i, t in enumerate(texts) if len(t) <= cap]
+        counts = np.full(len(texts), self.max_length + 1, dtype=np.int64)
+        if short:
+            ids = self.tokenizer([texts[i] for i in short], add_special_tokens=False,
+                                 truncation=False, verbose=False)["input_ids"]
+            counts[short] = [len(x) for x in ids]
+        return counts
+
+    def warm_up(self) -> None:
+        """Load the tokenizer and the weights now (they load lazily): a server's first request
+        then costs what any other does, and loading never holds up requests in flight."""
+        self.token_counts(["warm up"])
+        self.rewards(["warm up"], ["warm up"])
+
+    def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """Every member's reward of each item: ``[M, N]`` float64, in one call of the model."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        if not prompts:
+            return np.zeros((self.members, 0))
+        return self.model.rewards(list(prompts), list(responses)).numpy().astype(np.float64)
+
+    def rewards_in_chunks(self, prompts: Sequence[str], responses: Sequence[str], *,
+                          chunk: int, progress: bool = False,
+                          desc: str = "scoring") -> np.ndarray:
+        """:meth:`rewards` of ``chunk`` items at a time, under a progress bar."""
+        from tqdm.auto import tqdm
+
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        parts = [np.zeros((self.members, 0))]
+        with tqdm(total=len(prompts), unit="item", desc=desc, disable=not progress) as bar:
+            for start in range(0, len(prompts), chunk):
+                stop = min(start + chunk, len(prompts))
+                parts.append(self.rewards(prompts[start:stop], responses[start:stop]))
+                bar.update(stop - start)
+        return np.concatenate(parts, axis=1)
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> RewardStats:
+        """Mean, std, members, UWO and min of each item (see :mod:`rewardlab.serve.ensemble`)."""
+        return reward_statistics(self.rewards(prompts, responses), penalty=self.penalty)
+
+    def info(self) -> dict[str, Any]:
+        """What a client needs to know about the model."""
+        return {"model": self.path, "backend": self.backend, "members": self.members,
+                "max_length": self.max_length, "penalty": self.penalty}
