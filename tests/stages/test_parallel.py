@@ -54,7 +54,21 @@ def test_each_rank_runs_its_own_jobs_and_gathers_the_rest(tmp_path: Path) -> Non
     assert ran == [0, 2, 4]
     assert delta.tolist() == [[0.0, 11.0, 2.0, 13.0, 4.0]]
     assert read_json(job_file(tmp_path, 2, ".json"))["rank"] == 0
-    assert read_json(tmp_path / "ranks" / "rank-0.json")["state"] == "done"
+    # Its own jobs published and every other one read: nothing more to read from the folder.
+    assert read_json(tmp_path / "ranks" / "rank-0.json")["state"] == "gathered"
+
+
+def test_only_the_main_rank_removes_the_partial_folder_once_all_have_gathered(
+        tmp_path: Path) -> None:
+    from rewardlab.stages.parallel import may_remove_partial
+
+    assert may_remove_partial(tmp_path, Ranks(0, 1, 0))  # one process: its own folder
+    assert not may_remove_partial(tmp_path, Ranks(1, 2, 1))  # never another rank
+    write_json(tmp_path / "ranks" / "rank-1.json", {"state": "gathered", "started": time.time()})
+    assert may_remove_partial(tmp_path, Ranks(0, 2, 0))
+    # A rank still reading is waited for; one that failed leaves the files in place.
+    write_json(tmp_path / "ranks" / "rank-1.json", {"state": "failed", "started": time.time()})
+    assert not may_remove_partial(tmp_path, Ranks(0, 2, 0))
 
 
 def test_a_failed_rank_is_an_error_not_a_hang(tmp_path: Path) -> None:

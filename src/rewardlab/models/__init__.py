@@ -13,6 +13,7 @@ from rewardlab.config import ModelConfig, literal_choices
 from rewardlab.faults import fault_point
 from rewardlab.models.base import (
     FitResult,
+    ModelFolderError,
     Pairs,
     PreparedPairs,
     RewardModel,
@@ -66,7 +67,7 @@ def load_reward_model(path: str | os.PathLike[str], *, progress: bool = True) ->
     verify_model_files(path, info)
     try:
         return cls.load(path, progress=progress)
-    except (MemoryError, PermissionError):
+    except (MemoryError, PermissionError, ModelFolderError):
         raise
     except Exception as exc:  # safetensors, torch and transformers raise their own types
         raise ValueError(f"{path}: cannot load this {info['backend']} model folder; it is "

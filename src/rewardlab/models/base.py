@@ -27,6 +27,7 @@ from rewardlab.seeds import member_seed
 __all__ = [
     "MODEL_FORMAT_VERSION",
     "FitResult",
+    "ModelFolderError",
     "Pairs",
     "PreparedPairs",
     "RewardModel",
@@ -38,6 +39,12 @@ __all__ = [
     "verify_model_files",
     "write_model_info",
 ]
+
+
+class ModelFolderError(ValueError):
+    """A model folder that is whole but cannot be used as asked (adapters whose base checkpoint
+    differs, ...): its message already says what to do, so loading passes it on unchanged
+    instead of calling the folder damaged."""
 
 MODEL_FORMAT_VERSION = 1
 """Version of the saved-model layout (``rewardlab.json``'s ``format_version``). A folder from a

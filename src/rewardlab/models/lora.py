@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from rewardlab.models.base import ModelFolderError
+
 __all__ = ["LoraEnsemble", "adapter_name", "check_base", "weights_hash"]
 
 _HASH_CACHE: dict[tuple[Any, ...], str] = {}
@@ -206,7 +208,7 @@ def check_base(info: dict[str, Any], model_path: str, folder: os.PathLike[str]) 
     expected = info.get("base_weights_hash")
     found = weights_hash(model_path)
     if expected != found:
-        raise ValueError(
+        raise ModelFolderError(
             f"{folder}: its LoRA adapters were trained on base {info.get('base_model')!r} with "
             f"weights hash {expected}, but the base at {model_path} hashes to {found}: not the "
             f"same weights. Put the original base checkpoint back at that path (or hub id).")
