@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root."""
-SHARED = ROOT.parent / "shared" / "data"
+
+
+def _shared() -> Path:
+    """``$REWARDLAB_SHARED``, else the first ``shared/data`` beside the checkout or beside one of
+    its parents (a git worktree under ``wt/`` sits one level deeper than the main checkout)."""
+    if os.environ.get("REWARDLAB_SHARED"):
+        return Path(os.environ["REWARDLAB_SHARED"])
+    for parent in ROOT.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return ROOT.parent / "shared" / "data"
+
+
+SHARED = _shared()
 """The real data sets, beside the checkout (never copied into it)."""
 HH_FILES = str(SHARED / "hh-rlhf" / "*.jsonl.gz")
 

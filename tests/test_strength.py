@@ -388,7 +388,7 @@ def test_summary_of_empty_groups_is_nan() -> None:
     assert rows[3]["mean_strength"] == -1.0 and rows[9]["mean_strength"] == 2.0
 
 
-# --- estimate_noise_rate: its contract, not its numbers (the algorithm is being tuned).
+# --- estimate_noise_rate: a floor of mirrored signs at every |û| above the model's own errors.
 
 
 def _mirrored(n: int, eta: float, seed: int, mu: float = 2.0) -> np.ndarray:
@@ -436,3 +436,33 @@ def test_noise_rate_ignores_input_order() -> None:
     x = _mirrored(500, 0.2, seed=3)
     perm = RNG.permutation(500)
     assert estimate_noise_rate(x[perm]) == pytest.approx(estimate_noise_rate(x), abs=1e-6)
+
+
+def _floor_data(n: int, eta: float, c: float, seed: int) -> np.ndarray:
+    """û whose sign is wrong with probability η + (1 - 2η)σ(-c|û|): the model's own errors at
+    small |û| plus a floor of wrong labels everywhere."""
+    rng = np.random.default_rng(seed)
+    mags = rng.uniform(0.0, 3.0, size=n)
+    p_neg = eta + (1 - 2 * eta) / (1 + np.exp(c * mags))
+    return np.where(rng.random(n) < p_neg, -mags, mags)
+
+
+def test_noise_rate_reads_the_floor_not_the_models_own_errors() -> None:
+    # No wrong labels, but a weak model: 15% of û are negative, nearly all of them near zero.
+    weak = _floor_data(20000, 0.0, c=1.5, seed=1)
+    assert (weak < 0).mean() > 0.12
+    assert estimate_noise_rate(weak) < 0.02
+    # The same model on data with 15% wrong labels: the floor, not the share of û < 0.
+    noisy = _floor_data(20000, 0.15, c=1.5, seed=2)
+    assert (noisy < 0).mean() > 0.22
+    assert estimate_noise_rate(noisy) == pytest.approx(0.15, abs=0.02)
+
+
+def test_noise_rate_pools_large_inputs_without_changing_the_estimate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import rewardlab.strength as strength
+
+    x = _floor_data(6000, 0.2, c=3.0, seed=4)
+    pooled = estimate_noise_rate(x)  # 6,000 pairs in 2,000 bins of three
+    monkeypatch.setattr(strength, "NOISE_RATE_BINS", 10**6)
+    assert estimate_noise_rate(x) == pytest.approx(pooled, abs=0.01)

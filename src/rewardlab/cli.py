@@ -340,6 +340,7 @@ def _guard(name: str, writes: Writes | None,
            configs: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
     """Before any work: refuse an output that cannot be written, and hold an output folder's
     lock for the whole command (a second writer stops at once, naming this one)."""
+    from rewardlab.launch import Ranks
     from rewardlab.locks import check_writable, hold_folder
 
     if writes is None:
@@ -351,6 +352,11 @@ def _guard(name: str, writes: Writes | None,
         check_writable(path.parent)
         return contextlib.nullcontext()
     if writes.kind == "run folder" and not path.is_dir():
+        return contextlib.nullcontext()
+    if not Ranks.from_env().is_main:
+        # The processes of one `accelerate launch` write one folder together: rank 0 holds the
+        # lock for all of them, and a second launch into the folder still stops at once.
+        path.mkdir(parents=True, exist_ok=True)
         return contextlib.nullcontext()
     return hold_folder(path, command=f"rewardlab {name}")
 

@@ -298,15 +298,23 @@ class FinetuneConfig:
     """Settings only the finetune backend reads (Hugging Face fine-tuning on accelerate)."""
 
     lora_r: int = 0
-    """LoRA rank for the finetune backend; 0 fine-tunes all weights."""
+    """LoRA rank for the finetune backend; 0 fine-tunes all weights. With LoRA the base model is
+    loaded once and the M members are adapters on it (saved as adapters only).
+    """
     grad_accum: int = 1
     """Gradient-accumulation steps for the finetune backend."""
     warmup_ratio: float = 0.1
     """Share of finetune steps spent warming up the learning rate linearly."""
     max_grad_norm: float = 1.0
     """Gradient-clipping norm for the finetune backend."""
+    parallel: Literal["data", "members"] = "data"
+    """Under `accelerate launch` with several processes: 'data' trains every member on all
+    processes together (DDP; for base models that need every GPU), 'members' gives each process
+    its own members and folds, trained alone on the full data (strength: rank 0 gathers them).
+    """
 
     def __post_init__(self) -> None:
+        _check_literals(self)
         _at_least(self, 0, "lora_r")
         _at_least(self, 1, "grad_accum")
         _in_unit(self, "warmup_ratio")

@@ -209,30 +209,63 @@ def summarize_strength(stats: StrengthStats, groups: np.ndarray,
     }
 
 
-def estimate_noise_rate(mean: np.ndarray, *, iterations: int = 200) -> float:
+NOISE_RATE_BINS = 2000
+"""``estimate_noise_rate`` pools pairs into this many bins of similar |û| (exact below it)."""
+
+
+def estimate_noise_rate(mean: np.ndarray) -> float:
     """The share of wrong labels implied by cross-fitted û ``[N]`` (what ``flip@auto`` flips).
 
-    A wrong label mirrors its pair's strength: a model that never saw the pair scores it about
-    -û instead of û. So û is modelled as a mirrored two-component mixture,
-    ``(1 - η) N(μ, s²) + η N(-μ, s²)`` with μ ≥ 0, fitted by EM; η is the estimate. Pairs the
-    model finds hard (small |û|) weigh little, so a weak model does not read its own errors as
-    label noise as readily as the share of û < 0 does. Returns 0 for fewer than 10 pairs.
+    A model that never saw a pair errs where the pair is hard (small |û|), while a wrong label
+    is wrong whatever the pair's strength: it shows as a mirrored sign at *any* |û|. So the share
+    of û < 0 among pairs of strength |û| = x is modelled as a floor plus the model's own errors,
+
+        P(û < 0 | |û| = x) = η + (1 - 2η)·σ(-c·x),
+
+    fitted by maximum likelihood over η ∈ [0, 0.5] and a grid of c; η is the estimate. (A
+    mirrored Gaussian mixture is the special case c = 2μ/s².) It does not depend on the reward
+    scale, and returns 0 for fewer than 10 pairs or non-finite input.
     """
     x = np.asarray(mean, dtype=np.float64)
     if x.shape[0] < 10 or not np.isfinite(x).all():
         return 0.0
-    eta, mu = 0.1, float(np.abs(x).mean())
-    var = max(float(x.var()), 1e-12)
-    for _ in range(iterations):
-        # Posterior that each pair's label is wrong (the mirrored component).
-        log_ratio = np.clip(-2.0 * mu * x / var, -500, 500)  # log N(x; -μ) - log N(x; μ)
-        odds = eta / (1 - eta) * np.exp(log_ratio)
-        r = odds / (1 + odds)
-        new_eta = float(r.mean())
-        mu = max(float((x * (1 - 2 * r)).mean()), 0.0)
-        var = max(float(((1 - r) * (x - mu) ** 2 + r * (x + mu) ** 2).mean()), 1e-12)
-        if abs(new_eta - eta) < 1e-7:
-            eta = new_eta
-            break
-        eta = min(max(new_eta, 1e-6), 0.5 - 1e-6)
-    return float(min(max(eta, 0.0), 0.5))
+    mags, neg, counts = _by_magnitude(np.abs(x), x < 0, NOISE_RATE_BINS)
+    scale = max(float(np.median(np.abs(x))), 1e-12)
+    best_ll, best_eta = -math.inf, 0.0
+    for c in np.geomspace(0.05, 200.0, 120) / scale:
+        own = 0.5 * (1.0 - np.tanh(0.5 * np.minimum(c * mags, 1e3)))  # σ(-c·x), no overflow
+        eta, ll = _floor_fit(neg, counts, own)
+        if ll > best_ll:
+            best_ll, best_eta = ll, eta
+    return float(best_eta)
+
+
+def _by_magnitude(mags: np.ndarray, neg: np.ndarray,
+                  bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs sorted by |û| and pooled into at most ``bins`` equal-count bins: each bin's mean
+    |û|, number of û < 0 and number of pairs (so a million pairs fit as fast as 2,000)."""
+    order = np.argsort(mags, kind="stable")
+    edges = np.linspace(0, len(mags), min(bins, len(mags)) + 1).round().astype(np.int64)
+    sums = np.add.reduceat(mags[order], edges[:-1])
+    negs = np.add.reduceat(neg[order].astype(np.float64), edges[:-1])
+    counts = np.diff(edges).astype(np.float64)
+    return sums / counts, negs, counts
+
+
+def _floor_fit(neg: np.ndarray, counts: np.ndarray, own: np.ndarray) -> tuple[float, float]:
+    """The η in [0, 0.5] that maximizes the binomial log-likelihood of ``neg`` of ``counts`` with
+    p = own + η(1 - 2·own), and that log-likelihood. Concave in η: bisection on the slope."""
+    def p_of(eta: float) -> np.ndarray:
+        return np.clip(own + eta * (1.0 - 2.0 * own), 1e-12, 1.0 - 1e-12)
+
+    def slope(eta: float) -> float:
+        p = p_of(eta)
+        return float(np.sum((1.0 - 2.0 * own) * (neg / p - (counts - neg) / (1.0 - p))))
+
+    lo, hi = 0.0, 0.5
+    if slope(0.0) > 0:
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if slope(mid) > 0 else (lo, mid)
+    p = p_of(lo)
+    return lo, float(np.sum(neg * np.log(p) + (counts - neg) * np.log1p(-p)))

@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,102 +21,24 @@ import torch
 
 from rewardlab.config import DEFAULT_MODEL, ModelConfig
 from rewardlab.evaluation import accuracy
+from rewardlab.launch import launch_command
 from rewardlab.models import Pairs, load_reward_model, member_seed
-from rewardlab.models.finetune import FinetuneRewardModel
+from rewardlab.models.finetune import FinetuneRewardModel, LengthGroupedBatches
 from rewardlab.models.text import (
+    encode_pairs,
     encode_prompt_response,
     pad_encoded,
     prepare_tokenizer,
     resolve_model_path,
     truncate_pair,
+    truncation_counts,
 )
+from tiny_models import tiny_config, toy_pairs, word_tokenizer
 
-WORDS = ["the", "a", "cat", "dog", "sun", "moon", "tree", "river", "house", "car"]
-VOCAB = ["<unk>", "<eos>", "<s>", "good", "bad", *WORDS]
-
-
-# -- fixtures: tiny offline models ------------------------------------------------------------
-def toy_pairs(n: int, seed: int) -> Pairs:
-    """Pairs whose chosen response starts with ``good`` and rejected with ``bad``.
-
-    Random words follow (different ones in chosen and rejected), so the last token, where a
-    causal LM's head reads the reward, carries no signal: an untrained model is near chance
-    and must learn to look back at ``good`` / ``bad``.
-    """
-    rng = random.Random(seed)
-
-    def words(k: int) -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(k))
-
-    prompts = [words(rng.randint(2, 6)) for _ in range(n)]
-    return Pairs(prompts, [f"good {words(2)}" for _ in range(n)],
-                 [f"bad {words(2)}" for _ in range(n)])
+TESTS = Path(__file__).resolve().parents[1]
 
 
-def word_tokenizer(*, bos: bool = False):
-    """A word-level tokenizer with an eos token and no pad token (as GPT-2 and Llama ship).
-
-    With ``bos``, it adds ``<s>`` in front of every sequence (Llama's convention).
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    if bos:
-        tk.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", unk_token="<unk>",
-                                   bos_token="<s>")
-
-
-def build_tiny_gpt2(folder: Path) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(VOCAB),
-                        bos_token_id=2, eos_token_id=1)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    word_tokenizer().save_pretrained(folder)
-    return folder
-
-
-def build_tiny_llama(folder: Path) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, vocab_size=len(VOCAB),
-                         max_position_embeddings=64, bos_token_id=2, eos_token_id=1)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    word_tokenizer(bos=True).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The CPU is shared; two torch threads fighting a neighbour are slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("llama"))
-
-
-def tiny_config(model: str, **overrides: object) -> ModelConfig:
-    settings: dict = {"backend": "finetune", "model": model, "members": 2, "batch_size": 8,
-                      "epochs": 6, "lr": 1e-2, "max_length": 32, "device": "cpu"}
-    settings.update(overrides)
-    return ModelConfig.from_dict(settings)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +64,11 @@ def untrained_accuracy(rm: FinetuneRewardModel, pairs: Pairs, member: int = 0) -
     from accelerate.utils import set_seed
 
     fresh = FinetuneRewardModel(rm.config, progress=False)
+    base = fresh._load_backbone() if rm.config.finetune.lora_r else None
     set_seed(member_seed(rm.config.seed, member))
-    fresh._models = [fresh._new_member().eval()]
+    model = fresh._next_member(base).eval()
+    if base is None:
+        fresh._models = [model]
     return accuracy(fresh.score(pairs)[0])
 
 
@@ -208,6 +131,42 @@ def test_decoder_concatenates_and_truncates() -> None:
     assert enc.token_type_ids is None  # this model takes no token types
 
 
+def test_pairs_are_cut_together_and_counted() -> None:
+    tok = word_tokenizer(bos=True)
+    prepare_tokenizer(tok)
+    # Budget 6: <s> + 5 tokens. Pair 0 fits; pair 1 loses prompt tokens (both inputs keep the
+    # same 3, as the longer response leaves room for); pair 2's rejected response alone is
+    # longer than the budget (response cut, and the prompt gone from both inputs).
+    chosen, rejected = encode_pairs(
+        tok, ["the cat", "the cat the dog the sun", "a"], ["good", "good good", "good"],
+        ["bad", "bad", "bad a a a a a"], max_length=6, pair_format=False)
+    assert [(x.prompt_end, x.prompt_cut, x.response_cut) for x in chosen] == [
+        (3, 0, 0), (4, 3, 0), (1, 1, 0)]
+    assert [(x.prompt_end, x.prompt_cut, x.response_cut) for x in rejected] == [
+        (3, 0, 0), (4, 3, 0), (1, 1, 1)]
+    assert tok.convert_ids_to_tokens(chosen[1].input_ids) == ["<s>", "dog", "the", "sun",
+                                                              "good", "good"]
+    assert tok.convert_ids_to_tokens(rejected[1].input_ids) == ["<s>", "dog", "the", "sun",
+                                                                "bad"]
+    assert tok.convert_ids_to_tokens(rejected[2].input_ids) == ["<s>", "bad", "a", "a", "a", "a"]
+    assert truncation_counts(chosen, rejected) == {
+        "pairs": 3, "truncated": 2, "prompt_cut": 2, "response_cut": 1, "tokens_cut": 9}
+    # A single (prompt, response) keeps as much prompt as its own response leaves room for.
+    [alone] = encode_prompt_response(tok, ["the cat the dog the sun"], ["bad"], max_length=6,
+                                     pair_format=False)
+    assert (alone.prompt_end, alone.prompt_cut) == (5, 2)
+
+
+def test_fit_reports_truncation_and_drops_nothing(gpt2_dir: Path) -> None:
+    long = Pairs(["the cat " * 20, "a"], ["good", "good"], ["bad", "bad"])
+    rm = FinetuneRewardModel(tiny_config(str(gpt2_dir), members=1, epochs=1, batch_size=1,
+                                         max_length=8), progress=False)
+    result = rm.fit(long)
+    assert result.steps == 2  # both pairs trained on, the long one cut, not dropped
+    assert result.truncation == {"pairs": 2, "truncated": 1, "prompt_cut": 1,
+                                 "response_cut": 0, "tokens_cut": 2 * (40 - 7)}
+
+
 def test_pad_token_for_causal_lm_without_one(gpt2_dir: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -216,7 +175,7 @@ def test_pad_token_for_causal_lm_without_one(gpt2_dir: Path) -> None:
     assert rm.tokenizer.pad_token == "<eos>" and rm.pad_id == 1
     assert rm.tokenizer.padding_side == "right"
     assert rm.pair_format is False
-    model = rm._new_member()
+    model = rm._load_backbone()[0]
     assert model.config.pad_token_id == 1
     rm._models = [model.eval()]
     # Padding must not change a reward: scoring pairs of different lengths in one batch gives
@@ -261,6 +220,26 @@ def test_target_reaches_the_loss(gpt2_dir: Path) -> None:
     assert accuracy(rm.score(toy_pairs(32, 2))[0]) < 0.1
     with pytest.raises(ValueError, match="target and margin"):
         rm.fit(train, margin=torch.zeros(63))
+
+
+def test_length_grouped_batches() -> None:
+    lengths = [(i * 37) % 101 for i in range(100)]
+
+    def epochs(seed: int) -> list[list[list[int]]]:
+        sampler = LengthGroupedBatches(lengths, 4, torch.Generator().manual_seed(seed), group=5)
+        return [list(sampler) for _ in range(2)]
+
+    first, second = epochs(0)
+    for batches in (first, second):
+        assert len(batches) == 25 and all(len(b) == 4 for b in batches)
+        assert sorted(i for b in batches for i in b) == list(range(100))  # each pair once
+    assert first != second and epochs(0) == [first, second] and epochs(1)[0] != first
+    # Similar lengths share a batch: far less padding than batches in plain random order.
+    def padded(batches: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    shuffled = torch.randperm(100, generator=torch.Generator().manual_seed(0)).tolist()
+    assert padded(first) < 0.8 * padded([shuffled[k:k + 4] for k in range(0, 100, 4)])
 
 
 def test_grad_accum_counts_optimizer_steps(gpt2_dir: Path) -> None:
@@ -313,35 +292,6 @@ def test_save_reload_plain_transformers(which: str, request: pytest.FixtureReque
     assert (folder / "rewardlab.json").is_file()
 
 
-def test_lora_trains_head_and_saves_plain_model(llama_dir: Path, tmp_path: Path) -> None:
-    from safetensors.torch import load_file
-
-    rm = FinetuneRewardModel(tiny_config(str(llama_dir), members=1, lora_r=4), progress=False)
-    trainable = {n for n, p in rm._new_member().named_parameters() if p.requires_grad}
-    assert any(".score." in n for n in trainable)  # the fresh head trains, not only adapters
-    assert not any("mlp" in n or "embed" in n for n in trainable)
-    result = rm.fit(toy_pairs(64, 0))
-    assert result.steps == 48
-    test = toy_pairs(32, 2)
-    assert accuracy(rm.score(test)[0]) > 0.9
-    assert untrained_accuracy(rm, test) < 0.9
-    folder = rm.save(tmp_path / "lora")
-    member = folder / "member_0"
-    assert not (member / "adapter_config.json").exists()  # merged: a plain model folder
-    weights = load_file(member / "model.safetensors")
-    assert "score.weight" in weights and not any("lora" in k for k in weights)
-    base = load_file(llama_dir / "model.safetensors")
-    # The adapters were folded into the attention weights they targeted ...
-    key = "model.layers.0.self_attn.q_proj.weight"
-    assert not torch.equal(weights[key], base[key])
-    # ... and the weights outside them are untouched.
-    key = "model.layers.0.mlp.up_proj.weight"
-    assert torch.equal(weights[key], base[key])
-    pairs = toy_pairs(4, 5)
-    torch.testing.assert_close(plain_rewards(member, rm, pairs), rm.score(pairs)[0],
-                               atol=1e-5, rtol=0)
-
-
 # -- distributed ----------------------------------------------------------------------------------
 def _state_hash(model: torch.nn.Module) -> str:
     digest = hashlib.sha256()
@@ -377,15 +327,11 @@ def _ddp_main(model_dir: str, out_dir: str) -> None:
 
 @pytest.mark.slow
 def test_accelerate_launch_two_processes(gpt2_dir: Path, tmp_path: Path) -> None:
-    launcher = Path(sys.executable).parent / "accelerate"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    # accelerate 1.15's `launch --cpu` starts several processes only through mpirun; without it
-    # the torchrun launcher behind --multi_gpu starts them, and the Accelerator's cpu=True
-    # (config.device == "cpu") turns the job into MULTI_CPU DDP over gloo.
-    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-           __file__, str(gpt2_dir), str(tmp_path)]
+           "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    # CPU processes over gloo: see launch_command.
+    cmd = launch_command(2, [__file__, str(gpt2_dir), str(tmp_path)])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]

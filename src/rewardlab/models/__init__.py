@@ -13,6 +13,7 @@ from rewardlab.config import ModelConfig, literal_choices
 from rewardlab.faults import fault_point
 from rewardlab.models.base import (
     FitResult,
+    ModelFolderError,
     Pairs,
     PreparedPairs,
     RewardModel,
@@ -24,7 +25,8 @@ from rewardlab.models.embedding import EmbeddingRewardModel
 from rewardlab.models.finetune import FinetuneRewardModel
 
 __all__ = ["BACKENDS", "FitResult", "Pairs", "PreparedPairs", "RewardModel", "backend_class",
-           "build_reward_model", "load_reward_model", "member_seed", "prepare_pairs"]
+           "build_reward_model", "input_truncation", "load_reward_model", "member_seed",
+           "prepare_pairs"]
 
 BACKENDS: dict[str, type[RewardModel]] = {
     "embedding": EmbeddingRewardModel,
@@ -65,7 +67,7 @@ def load_reward_model(path: str | os.PathLike[str], *, progress: bool = True) ->
     verify_model_files(path, info)
     try:
         return cls.load(path, progress=progress)
-    except (MemoryError, PermissionError):
+    except (MemoryError, PermissionError, ModelFolderError):
         raise
     except Exception as exc:  # safetensors, torch and transformers raise their own types
         raise ValueError(f"{path}: cannot load this {info['backend']} model folder; it is "
@@ -82,3 +84,11 @@ def _short(exc: BaseException) -> str:
 def prepare_pairs(config: ModelConfig, pairs: Pairs, *, progress: bool = True) -> PreparedPairs:
     """``pairs`` with the inputs every model of ``config``'s backend and encoding reads."""
     return PreparedPairs(pairs, build_reward_model(config, progress=progress).prepare(pairs))
+
+
+def input_truncation(prepared: PreparedPairs) -> dict[str, int] | None:
+    """How many of ``prepared``'s pairs were cut to the token budget, and how
+    (:func:`rewardlab.models.text.truncation_counts`), for backends whose inputs count it
+    (``inputs.truncation()``); ``None`` for the others."""
+    counts = getattr(prepared.inputs, "truncation", None)
+    return counts() if callable(counts) else None

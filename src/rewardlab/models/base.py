@@ -27,6 +27,7 @@ from rewardlab.seeds import member_seed
 __all__ = [
     "MODEL_FORMAT_VERSION",
     "FitResult",
+    "ModelFolderError",
     "Pairs",
     "PreparedPairs",
     "RewardModel",
@@ -38,6 +39,12 @@ __all__ = [
     "verify_model_files",
     "write_model_info",
 ]
+
+
+class ModelFolderError(ValueError):
+    """A model folder that is whole but cannot be used as asked (adapters whose base checkpoint
+    differs, ...): its message already says what to do, so loading passes it on unchanged
+    instead of calling the folder damaged."""
 
 MODEL_FORMAT_VERSION = 1
 """Version of the saved-model layout (``rewardlab.json``'s ``format_version``). A folder from a
@@ -147,13 +154,16 @@ class FitResult:
     members (what a training log shows; no extra pass over the data). ``curve`` holds one record
     per evaluation point when ``fit`` was given validation pairs:
     ``{"step", "epoch", "valid_accuracy", "valid_loss"}``, where accuracy is that of the
-    ensemble's mean Δ (ties wrong).
+    ensemble's mean Δ (ties wrong). ``truncation`` says how many training pairs were cut to the
+    token budget, and how (:func:`rewardlab.models.text.truncation_counts`); empty for backends
+    that do not count it. No backend drops a pair for its length.
     """
 
     train_loss: float
     steps: int
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    truncation: dict[str, int] = field(default_factory=dict)
 
 
 @runtime_checkable

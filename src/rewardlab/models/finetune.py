@@ -1,25 +1,34 @@
 """The finetune backend: M Hugging Face sequence-classification models, fine-tuned on accelerate.
 
 Each member is ``AutoModelForSequenceClassification`` with one output (the reward), loaded from
-any checkpoint, encoder (BERT, ...) or decoder-only causal LM (GPT-2, Llama, ...), fully
-fine-tuned or with LoRA adapters (``config.lora_r > 0``, merged back before saving). Members are
-trained one after another, each with its own seed (head initialization) and its own data order.
+any checkpoint, encoder (BERT, ...) or decoder-only causal LM (GPT-2, Llama, ...). Two kinds:
+
+* full fine-tuning (``config.finetune.lora_r == 0``): M separate models, each from the backbone;
+* LoRA (``lora_r > 0``): the backbone is loaded once and the M members are adapters on it
+  (:mod:`rewardlab.models.lora`), each with its own reward head; only adapters are saved.
+
+Members train one after another, each with its own seed (head and adapter initialization) and
+its own data order. Causal LMs run chosen and rejected with their prompt once
+(:mod:`rewardlab.models.packing`); the rewards are those of the two separate inputs.
 
 Sign convention: ``Δ = r(prompt + chosen) - r(prompt + rejected)``; positive prefers chosen.
 
-Runs unchanged under ``accelerate launch`` (DDP): every rank uses the same seeds, the prepared
-data loader gives each rank its own slice of every global batch (``config.batch_size`` pairs
-per optimizer micro-step across all processes), and DDP averages the gradients, so all ranks
-finish with identical weights.
+Under ``accelerate launch`` with ``--parallel data`` (DDP), every rank uses the same seeds, the
+prepared data loader gives each rank its own slice of every global batch (``config.batch_size``
+pairs per optimizer micro-step across all processes), and DDP averages the gradients, so all
+ranks finish with identical weights. With ``--parallel members`` every process trains alone
+(:func:`rewardlab.launch.alone`); the strength stage then gives each rank its own members.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +39,7 @@ import torch
 from rewardlab.config import ModelConfig
 from rewardlab.evaluation import accuracy
 from rewardlab.files import write_folder_atomically
+from rewardlab.launch import Ranks, alone
 from rewardlab.layout import MODEL_INFO_FILE
 from rewardlab.losses import preference_loss
 from rewardlab.models.base import (
@@ -43,21 +53,29 @@ from rewardlab.models.base import (
     resolve_device,
     write_model_info,
 )
+from rewardlab.models.lora import LoraEnsemble, adapter_name, check_base, weights_hash
+from rewardlab.models.packing import pack_pairs, packed_rewards, supports_packing
 from rewardlab.models.text import (
     EncodedText,
+    encode_pairs,
     encode_prompt_response,
     is_decoder_only,
     pad_encoded,
     prepare_tokenizer,
     resolve_model_path,
+    truncation_counts,
 )
 
 if TYPE_CHECKING:  # accelerate is imported only when training starts
     from accelerate import Accelerator
 
-__all__ = ["EncodedPairs", "FinetuneRewardModel", "collate_pairs", "pair_deltas"]
+__all__ = ["EncodedPairs", "FinetuneRewardModel", "LengthGroupedBatches", "PairScorer",
+           "collate_packed", "collate_pairs", "pair_deltas"]
+
+log = logging.getLogger("rewardlab")
 
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+_TOKENIZER_DIR = "tokenizer"
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -75,6 +93,11 @@ class EncodedPairs:
         """The pairs at ``index`` (positions or a boolean mask)."""
         idx = as_index(index, len(self))
         return EncodedPairs([self.chosen[i] for i in idx], [self.rejected[i] for i in idx])
+
+    def truncation(self) -> dict[str, int]:
+        """How many of these pairs were cut to the token budget, and how
+        (:func:`rewardlab.models.text.truncation_counts`)."""
+        return truncation_counts(self.chosen, self.rejected)
 
 
 def collate_pairs(data: EncodedPairs, pad_id: int,
@@ -98,17 +121,46 @@ def collate_pairs(data: EncodedPairs, pad_id: int,
     return batch
 
 
-def pair_deltas(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Δ ``[B]`` float32 for a batch from :func:`collate_pairs`, in one forward pass.
+def collate_packed(data: EncodedPairs, pad_id: int,
+                   indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    """A batch of the pairs ``indices`` with each prompt once
+    (:func:`rewardlab.models.packing.pack_pairs`: ``[B, L]`` rows), plus ``index`` ``[B]``."""
+    idx = list(indices)
+    batch = pack_pairs([data.chosen[i] for i in idx], [data.rejected[i] for i in idx], pad_id)
+    batch["index"] = torch.tensor(idx, dtype=torch.long)
+    return batch
 
-    Chosen and rejected inputs are concatenated into ``[2B, L]`` so both go through the network
-    together (one kernel launch per layer, and identical normalization statistics).
+
+def pair_deltas(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Δ ``[B]`` float32 for a batch from :func:`collate_pairs` or :func:`collate_packed`.
+
+    A padded batch concatenates chosen and rejected into ``[2B, L]`` so both go through the
+    network together (one kernel launch per layer, and identical normalization statistics); a
+    packed batch runs each pair as one row.
     """
+    if "packed_input_ids" in batch:
+        rewards = packed_rewards(model, batch)  # [B, 2]
+        return rewards[:, 0] - rewards[:, 1]
     inputs = {name: torch.cat([batch[f"chosen_{name}"], batch[f"rejected_{name}"]])
               for name in _INPUT_NAMES if f"chosen_{name}" in batch}
     rewards = model(**inputs).logits.squeeze(-1).float()  # [2B]
     b = batch["chosen_input_ids"].shape[0]
     return rewards[:b] - rewards[b:]
+
+
+class PairScorer(torch.nn.Module):
+    """``model`` as a module whose forward takes a batch of pairs and returns Δ ``[B]``.
+
+    Training prepares this wrapper (not the bare model), so a packed batch, which calls the
+    backbone and the head apart, still runs through one DDP forward.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return pair_deltas(self.model, batch)
 
 
 # -- training helpers ---------------------------------------------------------------------------
@@ -151,27 +203,43 @@ def _warmup_linear(optimizer: torch.optim.Optimizer, warmup: int,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
-    """Wrap ``model`` with LoRA adapters of rank ``rank`` (peft, task SEQ_CLS).
+class LengthGroupedBatches:
+    """Random training batches of pairs of similar length (a batch sampler).
 
-    Task SEQ_CLS makes peft keep the fresh head (``classifier`` / ``score``) fully trainable;
-    an adapter-only head would stay at its random initialization. Models peft has no default
-    target modules for get adapters on every linear layer.
+    Each epoch draws a random order from ``generator``, cuts it into spans of ``group`` batches,
+    sorts each span by length and splits it into batches, then shuffles the batches. Every pair
+    is seen once per epoch and the order is still the member's own random one, but a batch pads
+    its inputs to a length its pairs share: on 1,000 HH pairs at 256 tokens, batches of 8 hold
+    92% real tokens instead of 65% (as ``transformers``' ``group_by_length``).
     """
-    from peft import LoraConfig, TaskType, get_peft_model
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TARGETS
 
-    model_type = getattr(model.config, "model_type", None)
-    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                      target_modules=None if model_type in TARGETS else "all-linear")
-    return get_peft_model(model, lora)
+    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator,
+                 group: int = 50) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.drop_last = False  # read by accelerate when it shards the batches
+        self.generator = generator
+        self.group = group
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n, size = len(self.lengths), self.batch_size
+        order = torch.randperm(n, generator=self.generator).tolist()
+        batches = []
+        for start in range(0, n, size * self.group):
+            span = sorted(order[start:start + size * self.group], key=self.lengths.__getitem__)
+            batches += [span[k:k + size] for k in range(0, len(span), size)]
+        for b in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[b]
 
 
 @dataclasses.dataclass
 class _MemberRun:
     """What training one member produced."""
 
-    model: torch.nn.Module
+    model: torch.nn.Module | None  # the trained model (full fine-tuning; LoRA keeps adapters)
     steps: int
     last_epoch_loss: float
     eval_points: list[tuple[int, float]]  # (optimizer step, epoch) of each validation point
@@ -189,6 +257,15 @@ class FinetuneRewardModel:
     trains_members_jointly = False
     """Members train one after another (the strength stage plans one job per member)."""
 
+    pack_prompts = True
+    """Causal LMs: run each pair's prompt once with both responses (exact; fewer tokens). The
+    benchmarks switch it off to measure what it saves."""
+
+    routed_scoring = False
+    """LoRA ensembles: score all members in one pass over the shared weights (peft routes each
+    row to its adapter) instead of one pass per member. Off: on the CPU the loop measured faster
+    (BENCHMARKS.md, "LoRA ensembles"); the benchmarks switch it per run."""
+
     def __init__(self, config: ModelConfig, *, progress: bool = True) -> None:
         require_backend(config, "finetune", type(self))
         self.config = config
@@ -198,6 +275,8 @@ class FinetuneRewardModel:
         self._pad_id: int | None = None
         self._pair_format: bool | None = None
         self._models: list[torch.nn.Module] = []
+        self._lora: LoraEnsemble | None = None
+        self._bf16_base = False
 
     @property
     def members(self) -> int:
@@ -206,8 +285,18 @@ class FinetuneRewardModel:
 
     @property
     def models(self) -> list[torch.nn.Module]:
-        """The trained members (plain ``transformers`` models on the CPU); empty before fit."""
+        """The trained full fine-tuned members (plain ``transformers`` models on the CPU); empty
+        before fit and for LoRA ensembles (see :attr:`lora`)."""
         return list(self._models)
+
+    @property
+    def lora(self) -> LoraEnsemble | None:
+        """The LoRA ensemble (one peft model, adapter ``member_m`` per member), when trained or
+        loaded with ``lora_r > 0``."""
+        return self._lora
+
+    def _trained(self) -> bool:
+        return bool(self._models) or self._lora is not None
 
     # -- tokenization -----------------------------------------------------------------------------
     @property
@@ -243,15 +332,16 @@ class FinetuneRewardModel:
         """Tokenize ``pairs`` into model inputs (``prompt + chosen`` and ``prompt + rejected``).
 
         Inputs hold at most ``config.max_length`` tokens, and never more than the tokenizer's
-        ``model_max_length`` (a BERT's position table ends at 512).
+        ``model_max_length`` (a BERT's position table ends at 512). Longer ones are cut, never
+        dropped: the responses keep their start, and both inputs the same end of the prompt
+        (``truncation()`` counts them).
         """
         if isinstance(pairs, EncodedPairs):
             return pairs
-        kw = {"max_length": self.max_length, "pair_format": self.pair_format}
-        return EncodedPairs(
-            chosen=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.chosen, **kw),
-            rejected=encode_prompt_response(self.tokenizer, pairs.prompt, pairs.rejected, **kw),
-        )
+        chosen, rejected = encode_pairs(self.tokenizer, pairs.prompt, pairs.chosen,
+                                        pairs.rejected, max_length=self.max_length,
+                                        pair_format=self.pair_format)
+        return EncodedPairs(chosen, rejected)
 
     @property
     def max_length(self) -> int:
@@ -259,10 +349,26 @@ class FinetuneRewardModel:
         limit = getattr(self.tokenizer, "model_max_length", None) or self.config.max_length
         return min(self.config.max_length, limit)
 
+    def _collate(self, model: torch.nn.Module) -> Callable[..., dict[str, torch.Tensor]]:
+        """How batches for ``model`` are built: packed (each prompt once) for decoder-only
+        models that take a custom mask, padded pairs otherwise."""
+        packed = self.pack_prompts and not self.pair_format and supports_packing(model)
+        return collate_packed if packed else collate_pairs
+
     # -- members ----------------------------------------------------------------------------------
-    def _new_member(self) -> torch.nn.Module:
-        """A fresh member from the backbone; call after seeding (the new head is drawn from the
-        global torch RNG)."""
+    def _base_dtype(self) -> torch.dtype:
+        """bfloat16 for a frozen LoRA backbone on a GPU that has it (half the memory; the
+        trained adapters and heads stay float32), float32 otherwise (full fine-tuning keeps
+        float32 master weights)."""
+        device = resolve_device(self.config.device)
+        if (self.config.finetune.lora_r > 0 and device.type == "cuda"
+                and torch.cuda.is_bf16_supported()):
+            return torch.bfloat16
+        return torch.float32
+
+    def _load_backbone(self) -> tuple[torch.nn.Module, list[str]]:
+        """The backbone as a one-output sequence classifier, and the modules the checkpoint
+        lacked (newly drawn from the torch RNG: the reward head, at least)."""
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
         pad_id = self.pad_id
@@ -273,31 +379,52 @@ class FinetuneRewardModel:
         if model_config.get_text_config() is not model_config:
             model_config.get_text_config().pad_token_id = pad_id
         _zero_dropout(model_config)
-        model = AutoModelForSequenceClassification.from_pretrained(self.model_path,
-                                                                   config=model_config)
-        if self.config.finetune.lora_r > 0:
-            model = _lora(model, self.config.finetune.lora_r)
-        return model
+        dtype = self._base_dtype()
+        self._bf16_base = dtype == torch.bfloat16
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            self.model_path, config=model_config, dtype=dtype, output_loading_info=True)
+        fresh = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
+        return model, fresh
+
+    def _next_member(self, base: tuple[torch.nn.Module, list[str]] | None) -> torch.nn.Module:
+        """The next member to train; call after seeding (what is new is drawn from the torch
+        RNG). Full fine-tuning: a fresh model. LoRA: a new adapter on the shared ``base``, the
+        only trainable one, returned as the peft model."""
+        rank = self.config.finetune.lora_r
+        if rank == 0:
+            return self._load_backbone()[0]
+        model, fresh = base if base is not None else (None, [])
+        self._lora = LoraEnsemble.grow(self._lora, model, rank=rank, fresh=fresh)
+        return self._lora.model
 
     def _make_accelerator(self) -> Accelerator:
-        """The accelerator of one ``fit``: bf16 autocast on a GPU that has it, fp32 otherwise."""
+        """The accelerator of one ``fit``: bf16 autocast on a GPU that has it, fp32 otherwise.
+
+        ``--parallel members``: a single-process accelerator even under a launcher (each rank
+        trains alone), on the rank's own GPU.
+        """
         from accelerate import Accelerator
         from accelerate.utils import DataLoaderConfiguration
 
         device = self.config.device
         cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
         bf16 = not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        if device.startswith("cuda:") and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-            # accelerate puts a single process on the current CUDA device.
-            torch.cuda.set_device(torch.device(device))
-        return Accelerator(
-            cpu=cpu,
-            mixed_precision="bf16" if bf16 else "no",
-            gradient_accumulation_steps=self.config.finetune.grad_accum,
-            # batch_size counts pairs per step across all processes: the same run on 1 or N
-            # processes takes the same number of steps, on the same global batches.
-            dataloader_config=DataLoaderConfiguration(split_batches=True),
-        )
+        members = self.config.finetune.parallel == "members"
+        with alone() if members else contextlib.nullcontext(Ranks()) as ranks:
+            _refuse_joined_state(members)
+            if members and not cpu and device == "auto":
+                torch.cuda.set_device(ranks.local_rank % torch.cuda.device_count())
+            elif device.startswith("cuda:") and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+                # accelerate puts a single process on the current CUDA device.
+                torch.cuda.set_device(torch.device(device))
+            return Accelerator(
+                cpu=cpu,
+                mixed_precision="bf16" if bf16 else "no",
+                gradient_accumulation_steps=self.config.finetune.grad_accum,
+                # batch_size counts pairs per step across all processes: the same run on 1 or
+                # N processes takes the same number of steps, on the same global batches.
+                dataloader_config=DataLoaderConfiguration(split_batches=True),
+            )
 
     # -- training ---------------------------------------------------------------------------------
     def fit(
@@ -321,34 +448,58 @@ class FinetuneRewardModel:
 
         Returns:
             ``steps`` is the number of optimizer steps per member; ``train_loss`` the mean
-            training loss over each member's last epoch, averaged over members.
+            training loss over each member's last epoch, averaged over members; ``truncation``
+            counts the training pairs cut to ``max_length``.
         """
         c = self.config
         n = len(pairs)
         t, mg = per_pair_inputs(n, target, margin)
         t0 = time.perf_counter()
         batch = min(c.resolved_batch_size, n)
-        accelerator = self._make_accelerator()
-        if batch % accelerator.num_processes:
-            raise ValueError(f"--batch-size {batch} must be a multiple of the "
-                             f"{accelerator.num_processes} processes")
+        accelerator = self._checked_accelerator(batch)
         data = self.prepare(pairs)
+        truncation = data.truncation()
+        if truncation["truncated"]:
+            log.info("finetune: %d of %d training pairs cut to --max-length %d (prompt cut: "
+                     "%d, response cut: %d); none dropped", truncation["truncated"], n,
+                     self.max_length, truncation["prompt_cut"], truncation["response_cut"])
         valid_data = self.prepare(valid) if valid is not None and len(valid) else None
+        self._models, self._lora = [], None
+        # LoRA: one backbone for every member, loaded before any member's seed is drawn.
+        base = self._load_backbone() if c.finetune.lora_r > 0 else None
         runs = [self._train_member(m, accelerator, data, t, mg, batch=batch, valid=valid_data,
-                                   eval_every=eval_every) for m in range(self.members)]
-        self._models = [run.model for run in runs]
+                                   eval_every=eval_every, base=base)
+                for m in range(self.members)]
+        self._models = [run.model for run in runs if run.model is not None]
         curve = _ensemble_curve(runs) if valid_data is not None else []
         return FitResult(
             train_loss=sum(r.last_epoch_loss for r in runs) / len(runs),
             steps=runs[0].steps,
             curve=curve,
             seconds=time.perf_counter() - t0,
+            truncation=truncation,
         )
+
+    def _checked_accelerator(self, batch: int) -> Accelerator:
+        """The accelerator of one ``fit``, refusing what it cannot run: a global batch of
+        ``batch`` pairs not divisible by the processes, full fine-tuning under ZeRO-3."""
+        accelerator = self._make_accelerator()
+        plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+        if self.config.finetune.lora_r == 0 and getattr(plugin, "zero_stage", 0) == 3:
+            raise ValueError("DeepSpeed ZeRO-3 is supported for LoRA ensembles (--lora-r > 0), "
+                             "whose frozen backbone it shards; full fine-tuning under ZeRO-3 is "
+                             "not (its members are moved to the CPU whole)")
+        if batch % accelerator.num_processes:
+            raise ValueError(f"--batch-size {batch} must be a multiple of the "
+                             f"{accelerator.num_processes} processes")
+        return accelerator
 
     def _train_member(self, m: int, accelerator: Accelerator, data: EncodedPairs,
                       target: torch.Tensor, margin: torch.Tensor, *, batch: int,
-                      valid: EncodedPairs | None, eval_every: int) -> _MemberRun:
-        """Train member ``m`` from the backbone; returns it unwrapped, on the CPU, in eval mode.
+                      valid: EncodedPairs | None, eval_every: int,
+                      base: tuple[torch.nn.Module, list[str]] | None) -> _MemberRun:
+        """Train member ``m``; a full model comes back unwrapped, on the CPU, in eval mode (a
+        LoRA member stays in :attr:`lora`).
 
         ``target`` and ``margin`` are ``[N]``; ``batch`` is the global batch size in pairs.
         """
@@ -359,49 +510,51 @@ class FinetuneRewardModel:
         seed = member_seed(c.seed, m)
         # Same seed on every rank: identical head initialization and data order everywhere.
         set_seed(seed)
-        model = self._new_member()
+        model = self._next_member(base)
+        lengths = [len(a) + len(b) for a, b in zip(data.chosen, data.rejected, strict=True)]
         loader = DataLoader(
-            range(len(data)), batch_size=batch, shuffle=True,
-            generator=torch.Generator().manual_seed(seed),
-            collate_fn=partial(collate_pairs, data, self.pad_id),
+            range(len(data)),
+            batch_sampler=LengthGroupedBatches(lengths, batch,
+                                               torch.Generator().manual_seed(seed)),
+            collate_fn=partial(self._collate(model), data, self.pad_id),
         )
         total = math.ceil(len(loader) / f.grad_accum) * c.resolved_epochs
         optimizer = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=c.resolved_lr)
         scheduler = _warmup_linear(optimizer, round(f.warmup_ratio * total), total)
-        prepared = accelerator.prepare(model, optimizer, loader, scheduler)
+        prepared = accelerator.prepare(PairScorer(model), optimizer, loader, scheduler)
         run = self._member_loop(m, accelerator, *prepared, target.to(accelerator.device),
                                 margin.to(accelerator.device), total=total, valid=valid,
                                 every=eval_every or max(1, total // 20))
-        trained = accelerator.unwrap_model(prepared[0], keep_fp32_wrapper=False)
-        if f.lora_r > 0:
-            # Fold the adapters into the weights: the saved folder is a plain transformers model.
-            trained = trained.merge_and_unload()
-        run.model = trained.to("cpu").eval()
+        trained = accelerator.unwrap_model(prepared[0], keep_fp32_wrapper=False).model
+        run.model = None if f.lora_r > 0 else trained.to("cpu").eval()
+        trained.eval()
         accelerator.free_memory()  # drop the prepared wrappers before the next member
         return run
 
-    def _member_loop(self, m: int, accelerator: Accelerator, model: torch.nn.Module,
+    def _member_loop(self, m: int, accelerator: Accelerator, scorer: torch.nn.Module,
                      optimizer: torch.optim.Optimizer, loader: Any, scheduler: Any,
                      target: torch.Tensor, margin: torch.Tensor, *, total: int,
                      valid: EncodedPairs | None, every: int) -> _MemberRun:
-        """The training loop of one member: ``total`` optimizer steps over its epochs."""
+        """The training loop of one member: ``total`` optimizer steps over its epochs.
+        ``scorer`` is the prepared :class:`PairScorer`."""
         from tqdm.auto import tqdm
 
         c = self.config
         bar = tqdm(total=total, desc=f"finetune member {m + 1}/{self.members}", unit="step",
                    disable=not self.progress or not accelerator.is_local_main_process)
-        run = _MemberRun(model, 0, float("nan"), [], [])
-        model.train()
+        run = _MemberRun(None, 0, float("nan"), [], [])
+        scorer.train()
         for epoch in range(c.resolved_epochs):
             losses = []
             for b, inputs in enumerate(loader):
-                with accelerator.accumulate(model):
-                    delta = pair_deltas(model, inputs)  # [B_rank]
+                with accelerator.accumulate(scorer):
+                    delta = scorer(inputs)  # [B_rank]
                     idx = inputs["index"]
                     loss = preference_loss(delta, target=target[idx], margin=margin[idx])
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and c.finetune.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(model.parameters(), c.finetune.max_grad_norm)
+                        accelerator.clip_grad_norm_(scorer.parameters(),
+                                                    c.finetune.max_grad_norm)
                     # The accelerate wrappers skip these on accumulation micro-steps.
                     optimizer.step()
                     scheduler.step()
@@ -415,51 +568,87 @@ class FinetuneRewardModel:
                 if valid is not None and (run.steps % every == 0 or run.steps == total):
                     run.eval_points.append((run.steps, epoch + (b + 1) / len(loader)))
                     run.valid_deltas.append(self._member_deltas(
-                        accelerator.unwrap_model(model), valid, accelerator.device))
-                    model.train()
+                        accelerator.unwrap_model(scorer).model, valid, accelerator.device))
+                    scorer.train()
             run.last_epoch_loss = sum(losses) / max(len(losses), 1)
         bar.close()
         return run
 
     # -- scoring ----------------------------------------------------------------------------------
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast where the backbone is bf16 (LoRA on a GPU), nothing otherwise."""
+        if self._bf16_base and device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _length_order(self, data: EncodedPairs) -> list[int]:
+        """Pair positions from shortest to longest, so each scoring batch pads little."""
+        lengths = [max(len(a), len(b)) for a, b in zip(data.chosen, data.rejected, strict=True)]
+        return sorted(range(len(data)), key=lengths.__getitem__)
+
     @torch.no_grad()
     def _member_deltas(self, model: torch.nn.Module, data: EncodedPairs,
                        device: torch.device) -> torch.Tensor:
-        """Δ ``[N]`` float32 on the CPU of one member, in eval mode.
-
-        Pairs go in order of length so each batch pads little; results are put back in the
-        original order.
-        """
-        n = len(data)
-        out = torch.empty(n, dtype=torch.float32)
+        """Δ ``[N]`` float32 on the CPU of one member (``model`` with that member active), in eval
+        mode. Results come back in the original order."""
+        out = torch.empty(len(data), dtype=torch.float32)
         pairs_per_batch = max(1, self.config.encode_batch_size // 2)
-        lengths = [max(len(a), len(b)) for a, b in zip(data.chosen, data.rejected, strict=True)]
-        order = sorted(range(n), key=lengths.__getitem__)
+        order = self._length_order(data)
+        collate = self._collate(model)
         was_training = model.training
         model.eval()
         try:
-            for start in range(0, n, pairs_per_batch):
+            for start in range(0, len(data), pairs_per_batch):
                 idx = order[start:start + pairs_per_batch]
-                inputs = collate_pairs(data, self.pad_id, idx)
-                inputs = {k: v.to(device) for k, v in inputs.items()}
-                out[idx] = pair_deltas(model, inputs).cpu()
+                inputs = {k: v.to(device) for k, v in collate(data, self.pad_id, idx).items()}
+                with self._autocast(device):
+                    out[idx] = pair_deltas(model, inputs).float().cpu()
         finally:
             model.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def _routed_deltas(self, data: EncodedPairs, device: torch.device) -> torch.Tensor:
+        """Δ ``[M, N]`` of a LoRA ensemble with every member in each forward pass: the batch is
+        repeated M times, member-major, and peft sends each copy through its own adapter."""
+        assert self._lora is not None
+        ens, members = self._lora, self._lora.members
+        model = ens.model.to(device).eval()
+        out = torch.empty(members, len(data), dtype=torch.float32)
+        pairs_per_batch = max(1, self.config.encode_batch_size // (2 * members))
+        order, collate = self._length_order(data), self._collate(model)
+        for start in range(0, len(data), pairs_per_batch):
+            idx = order[start:start + pairs_per_batch]
+            batch = collate(data, self.pad_id, idx)
+            rows = [name for name in ens.names for _ in idx]  # member-major, one per pair
+            inputs = {k: v.repeat(members, *[1] * (v.ndim - 1)).to(device)
+                      for k, v in batch.items()}
+            # A padded batch runs chosen rows, then rejected rows: each gets the adapter list.
+            names = rows if "packed_input_ids" in batch else rows + rows
+            with ens.routed(names), self._autocast(device):
+                out[:, idx] = pair_deltas(model, inputs).float().cpu().view(members, len(idx))
         return out
 
     def score(self, pairs: Pairs | EncodedPairs) -> torch.Tensor:
         """Δ ``[M, N]`` float32 on the CPU: ``r_m(prompt + chosen) - r_m(prompt + rejected)``;
         positive means member m prefers chosen."""
-        if not self._models:
+        if not self._trained():
             raise RuntimeError("the model is not trained: call fit() or load() first")
         data = self.prepare(pairs)
         if len(data) == 0:
             return torch.zeros(self.members, 0)
+        if self._lora is not None and self.routed_scoring:
+            return self._routed_deltas(data, resolve_device(self.config.device))
         return self._each_member(lambda model, device: self._member_deltas(model, data, device))
 
-    def _each_member(self, run: Any) -> torch.Tensor:
+    def _each_member(self, run: Callable[[torch.nn.Module, torch.device], torch.Tensor]
+                     ) -> torch.Tensor:
         """``run(model, device)`` -> ``[N]`` for every member, stacked to ``[M, N]``."""
         device = resolve_device(self.config.device)
+        if self._lora is not None:
+            # One backbone: it moves to the device once, and each member takes its turn on it.
+            model = self._lora.model.to(device)
+            return self._lora.each(lambda _: run(model, device))
         rows = []
         for model in self._models:
             # Members live on the CPU and visit the device one at a time: M large models need
@@ -472,7 +661,7 @@ class FinetuneRewardModel:
     @torch.no_grad()
     def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """Rewards ``[M, N]`` of each (prompt, response), by every member."""
-        if not self._models:
+        if not self._trained():
             raise RuntimeError("the model is not trained: call fit() or load() first")
         items = encode_prompt_response(self.tokenizer, prompts, responses,
                                        max_length=self.max_length, pair_format=self.pair_format)
@@ -482,37 +671,54 @@ class FinetuneRewardModel:
 
         def member_rewards(model: torch.nn.Module, device: torch.device) -> torch.Tensor:
             out = []
+            model.eval()
             for start in range(0, len(items), step):
                 batch = pad_encoded(items[start:start + step], self.pad_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
-                out.append(model(**batch).logits.squeeze(-1).float().cpu())
+                with self._autocast(device):
+                    out.append(model(**batch).logits.squeeze(-1).float().cpu())
             return torch.cat(out)
 
         return self._each_member(member_rewards)
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``rewardlab.json`` and ``member_{m}/`` (safetensors weights, config, tokenizer)
-        into folder ``path``, atomically at the folder level.
+        """Write ``rewardlab.json`` and ``member_{m}/`` into folder ``path``, atomically at the
+        folder level.
 
-        Each member folder loads on its own with plain ``transformers``
-        (``AutoModelForSequenceClassification`` and ``AutoTokenizer``). Under DDP only rank 0
-        writes, and every rank returns once the folder is complete.
+        Full fine-tuning: each member folder is a plain ``transformers`` model (safetensors,
+        config, tokenizer; loads with ``AutoModelForSequenceClassification``). LoRA: each member
+        folder is a peft adapter (loads with ``PeftModel.from_pretrained`` onto the base), the
+        tokenizer sits in ``tokenizer/``, and ``rewardlab.json`` names the base and the hash of
+        its weights. Only rank 0 of a launch writes; under DDP every rank returns once the
+        folder is complete.
         """
-        if not self._models:
+        if not self._trained():
             raise RuntimeError("nothing to save: the model is not trained")
         path = Path(path)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if not distributed or torch.distributed.get_rank() == 0:
-            write_folder_atomically(path, self._write_into, marker=MODEL_INFO_FILE,
-                                    kind="rewardlab model folder")
+        rank = torch.distributed.get_rank() if distributed else Ranks.from_env().rank
+        gathered = self._lora.gathered() if self._lora is not None else contextlib.nullcontext()
+        with gathered:  # every rank gathers ZeRO-3 partitions; rank 0 writes
+            if rank == 0:
+                write_folder_atomically(path, self._write_into, marker=MODEL_INFO_FILE,
+                                        kind="rewardlab model folder")
         if distributed:
             torch.distributed.barrier()
         return path
 
     def _write_into(self, folder: Path) -> None:
+        if self._lora is not None:
+            self._lora.save(folder)
+            self.tokenizer.save_pretrained(folder / _TOKENIZER_DIR)
+            lora = {"base_model": self.config.model,
+                    "base_weights_hash": weights_hash(self.model_path),
+                    "adapters": self._lora.names}
+            write_model_info(folder, "finetune", self.config, members=self._lora.members,
+                             pair_format=self.pair_format, lora=lora)
+            return
         for m, model in enumerate(self._models):
-            member_dir = folder / f"member_{m}"
+            member_dir = folder / adapter_name(m)
             # transformers writes safetensors (the only format in 5.x, the default since 4.35).
             model.save_pretrained(member_dir)
             self.tokenizer.save_pretrained(member_dir)
@@ -521,7 +727,11 @@ class FinetuneRewardModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, progress: bool = True) -> FinetuneRewardModel:
-        """Load a folder written by :meth:`save` (safetensors and JSON only: nothing unpickled)."""
+        """Load a folder written by :meth:`save` (safetensors and JSON only: nothing unpickled).
+
+        A LoRA folder is attached to its base checkpoint, which must hash to the recorded
+        weights hash (a clear error otherwise).
+        """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = Path(path)
@@ -530,17 +740,34 @@ class FinetuneRewardModel:
             raise ValueError(f"{path}: backend {info.get('backend')!r}, not 'finetune'")
         obj = cls(ModelConfig.from_dict(info["config"]), progress=progress)
         members = int(info["members"])
-        obj._set_tokenizer(AutoTokenizer.from_pretrained(path / "member_0"))
-        obj._models = [
-            AutoModelForSequenceClassification.from_pretrained(
-                path / f"member_{m}", use_safetensors=True).eval()
-            for m in range(members)
-        ]
+        if "lora" in info:
+            check_base(info["lora"], obj.model_path, path)
+            obj._set_tokenizer(AutoTokenizer.from_pretrained(path / _TOKENIZER_DIR))
+            obj._lora = LoraEnsemble.load(path, obj._load_backbone()[0], members)
+        else:
+            obj._set_tokenizer(AutoTokenizer.from_pretrained(path / adapter_name(0)))
+            obj._models = [
+                AutoModelForSequenceClassification.from_pretrained(
+                    path / adapter_name(m), use_safetensors=True).eval()
+                for m in range(members)
+            ]
         if "pair_format" in info:
             obj._pair_format = bool(info["pair_format"])
         else:
             obj._pair_format = not is_decoder_only(obj._models[0].config)
         return obj
+
+
+def _refuse_joined_state(members: bool) -> None:
+    """``--parallel members`` needs this process's accelerate state to be single-process; one
+    set up earlier in a process group cannot be undone."""
+    if not members:
+        return
+    from accelerate.state import PartialState
+
+    if PartialState._shared_state and PartialState().num_processes > 1:
+        raise RuntimeError("--parallel members: this process already joined a process group "
+                           "(an earlier --parallel data step); run the steps separately")
 
 
 def _ensemble_curve(runs: Sequence[_MemberRun]) -> list[dict[str, float]]:

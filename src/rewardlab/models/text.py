@@ -12,7 +12,9 @@ Input layout (what a reward model reads):
 Truncation keeps the whole response (up to the budget) and the *end* of the prompt: the response
 is what is being judged and the last prompt turns are what it answers. Prompt and response are
 tokenized separately (no special tokens), cut, and only then wrapped in the special tokens, so
-the budget is exact.
+the budget is exact. The two inputs of a pair (:func:`encode_pairs`) are cut together: both keep
+the same prompt tokens, as many as the longer response leaves room for, so chosen and rejected
+are judged on the same context (and a causal LM can run that context once for both).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rewardlab.config import DEFAULT_MODEL
 __all__ = [
     "EncodedText",
     "SpecialTemplate",
+    "encode_pairs",
     "encode_prompt_response",
     "is_decoder_only",
     "pad_encoded",
@@ -35,6 +38,7 @@ __all__ = [
     "resolve_model_path",
     "special_template",
     "truncate_pair",
+    "truncation_counts",
 ]
 
 
@@ -166,13 +170,72 @@ def truncate_pair(prompt_ids: Sequence[int], response_ids: Sequence[int],
 @dataclass(frozen=True)
 class EncodedText:
     """One model input (unpadded): ``input_ids`` and, for models that use them,
-    ``token_type_ids`` (same length)."""
+    ``token_type_ids`` (same length).
+
+    ``prompt_end`` is where the response part starts: ``input_ids[:prompt_end]`` are the leading
+    special tokens and the kept prompt tokens (and, in the pair template, the separator).
+    ``prompt_cut`` and ``response_cut`` count the tokens truncation removed from the prompt's
+    start and the response's end.
+    """
 
     input_ids: list[int]
     token_type_ids: list[int] | None = None
+    prompt_end: int = 0
+    prompt_cut: int = 0
+    response_cut: int = 0
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+
+def truncation_counts(chosen: Sequence[EncodedText],
+                      rejected: Sequence[EncodedText]) -> dict[str, int]:
+    """How truncation touched ``N`` pairs (their chosen and rejected inputs, in order).
+
+    Returns ``pairs`` (N), ``truncated`` (pairs with either input cut), ``prompt_cut`` (pairs
+    that lost prompt tokens), ``response_cut`` (pairs that lost response tokens: the whole
+    prompt went first) and ``tokens_cut`` (tokens removed, both inputs). A pair counts once in
+    each line however many of its tokens were cut; no pair is ever dropped.
+    """
+    pairs = list(zip(chosen, rejected, strict=True))
+    prompt = sum(1 for c, r in pairs if c.prompt_cut or r.prompt_cut)
+    response = sum(1 for c, r in pairs if c.response_cut or r.response_cut)
+    cut = sum(1 for c, r in pairs if c.prompt_cut or r.prompt_cut or c.response_cut
+              or r.response_cut)
+    tokens = sum(x.prompt_cut + x.response_cut for pair in pairs for x in pair)
+    return {"pairs": len(pairs), "truncated": cut, "prompt_cut": prompt,
+            "response_cut": response, "tokens_cut": tokens}
+
+
+def _assemble(tpl: SpecialTemplate, prompt: Sequence[int], response: Sequence[int], *,
+              with_types: bool, pair_format: bool, prompt_cut: int,
+              response_cut: int) -> EncodedText:
+    """One input from kept prompt and response tokens, wrapped in the special tokens."""
+    # The single-sequence template has no middle; the response then shares the prompt's type.
+    ids = [*tpl.prefix, *prompt, *tpl.middle, *response, *tpl.suffix]
+    r_type = tpl.b_type if pair_format else tpl.a_type
+    types = [*tpl.prefix_types, *[tpl.a_type] * len(prompt), *tpl.middle_types,
+             *[r_type] * len(response), *tpl.suffix_types]
+    return EncodedText(ids, types if with_types else None,
+                       prompt_end=len(tpl.prefix) + len(prompt) + len(tpl.middle),
+                       prompt_cut=prompt_cut, response_cut=response_cut)
+
+
+def _setup(tokenizer: Any, max_length: int, pair_format: bool) -> tuple[SpecialTemplate, int,
+                                                                         bool]:
+    """The special-token template, the content budget and whether token types are used."""
+    tpl = special_template(tokenizer, pair=pair_format)
+    budget = max_length - tpl.size
+    if budget < 1:
+        raise ValueError(
+            f"max_length {max_length} leaves no room next to {tpl.size} special tokens")
+    return tpl, budget, "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+
+
+def _token_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    # Untruncated on purpose (cut by the callers); verbose=False silences the "longer than the
+    # maximum sequence length" warning, which does not apply to what the model will see.
+    return tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
 
 
 def encode_prompt_response(
@@ -199,28 +262,48 @@ def encode_prompt_response(
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     if not prompts:
         return []
-    tpl = special_template(tokenizer, pair=pair_format)
-    budget = max_length - tpl.size
-    if budget < 1:
-        raise ValueError(
-            f"max_length {max_length} leaves no room next to {tpl.size} special tokens")
-    with_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
-    # Untruncated on purpose (cut below); verbose=False silences the "longer than the maximum
-    # sequence length" warning, which does not apply to what the model will see.
-    p_all = tokenizer(list(prompts), add_special_tokens=False, verbose=False)["input_ids"]
-    r_all = tokenizer(list(responses), add_special_tokens=False, verbose=False)["input_ids"]
-    out: list[EncodedText] = []
-    for p_ids, r_ids in zip(p_all, r_all, strict=True):
+    tpl, budget, with_types = _setup(tokenizer, max_length, pair_format)
+    out = []
+    for p_ids, r_ids in zip(_token_ids(tokenizer, prompts), _token_ids(tokenizer, responses),
+                            strict=True):
         p, r = truncate_pair(p_ids, r_ids, budget)
-        if pair_format:
-            ids = [*tpl.prefix, *p, *tpl.middle, *r, *tpl.suffix]
-            types = [*tpl.prefix_types, *[tpl.a_type] * len(p), *tpl.middle_types,
-                     *[tpl.b_type] * len(r), *tpl.suffix_types]
-        else:
-            ids = [*tpl.prefix, *p, *r, *tpl.suffix]
-            types = [*tpl.prefix_types, *[tpl.a_type] * (len(p) + len(r)), *tpl.suffix_types]
-        out.append(EncodedText(ids, types if with_types else None))
+        out.append(_assemble(tpl, p, r, with_types=with_types, pair_format=pair_format,
+                             prompt_cut=len(p_ids) - len(p), response_cut=len(r_ids) - len(r)))
     return out
+
+
+def encode_pairs(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    chosen: Sequence[str],
+    rejected: Sequence[str],
+    *,
+    max_length: int,
+    pair_format: bool,
+) -> tuple[list[EncodedText], list[EncodedText]]:
+    """Both inputs of each pair (``prompt + chosen``, ``prompt + rejected``), cut together.
+
+    Each response keeps its start (up to the whole budget); both inputs then keep the same end of
+    the prompt, as much as the longer kept response leaves room for. Arguments as
+    :func:`encode_prompt_response`; each prompt is tokenized once.
+    """
+    if not len(prompts) == len(chosen) == len(rejected):
+        raise ValueError(f"{len(prompts)} prompts, {len(chosen)} chosen and {len(rejected)} "
+                         f"rejected responses")
+    if not prompts:
+        return [], []
+    tpl, budget, with_types = _setup(tokenizer, max_length, pair_format)
+    kw = {"with_types": with_types, "pair_format": pair_format}
+    out_c, out_r = [], []
+    for p_ids, c_ids, r_ids in zip(_token_ids(tokenizer, prompts), _token_ids(tokenizer, chosen),
+                                   _token_ids(tokenizer, rejected), strict=True):
+        c, r = c_ids[:budget], r_ids[:budget]
+        room = budget - max(len(c), len(r))
+        p = p_ids[max(0, len(p_ids) - room):] if room > 0 else []
+        cut = len(p_ids) - len(p)
+        out_c.append(_assemble(tpl, p, c, prompt_cut=cut, response_cut=len(c_ids) - len(c), **kw))
+        out_r.append(_assemble(tpl, p, r, prompt_cut=cut, response_cut=len(r_ids) - len(r), **kw))
+    return out_c, out_r
 
 
 def pad_encoded(items: Sequence[EncodedText], pad_id: int,

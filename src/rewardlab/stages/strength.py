@@ -19,12 +19,14 @@ loses at most the member in progress.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
 import shutil
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +43,29 @@ from rewardlab.config import (
     StrengthConfig,
     config_dict,
 )
-from rewardlab.files import read_npy, write_json, write_npy
+from rewardlab.files import read_json, write_json
+from rewardlab.launch import Ranks
 from rewardlab.layout import RunLayout
-from rewardlab.models import Pairs, backend_class, build_reward_model, prepare_pairs
+from rewardlab.models import (
+    Pairs,
+    PreparedPairs,
+    backend_class,
+    build_reward_model,
+    input_truncation,
+    prepare_pairs,
+)
 from rewardlab.models.processes import encode_before_training
 from rewardlab.noise import inject_flips
 from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
+from rewardlab.stages.parallel import (
+    JobOutcome,
+    job_file,
+    load_finished,
+    may_remove_partial,
+    run_jobs,
+    sum_counts,
+)
 from rewardlab.stages.tables import write_pairs_table
 from rewardlab.strength import (
     auroc,
@@ -59,8 +77,8 @@ from rewardlab.strength import (
     summarize_strength,
 )
 
-__all__ = ["StrengthOutput", "assign_folds", "ensemble_deltas", "plan_jobs", "run_strength",
-           "strength_columns", "strength_command"]
+__all__ = ["EnsembleRun", "StrengthOutput", "assign_folds", "ensemble_deltas", "ensemble_run",
+           "plan_jobs", "run_strength", "strength_columns", "strength_command"]
 
 log = logging.getLogger("rewardlab")
 
@@ -135,17 +153,41 @@ def _fingerprint(pairs: Pairs, model: ModelConfig, strength: StrengthConfig) -> 
     # Where it runs and how it batches encoding do not change what it computes.
     settings.pop("device", None)
     settings.pop("encode_batch_size", None)
+    settings["finetune"].pop("parallel", None)
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
+@dataclass
+class EnsembleRun:
+    """Δ ``[M, N]`` of a strength ensemble, and how many of the N pairs were cut to the token
+    budget (``None`` for backends that do not count it)."""
+
+    delta: np.ndarray
+    truncation: dict[str, int] | None = None
+    partial: Path | None = None
+    """Where the finished jobs were published (``None`` without a run layout)."""
+    ranks: Ranks = field(default_factory=Ranks)
+    """The processes that shared the jobs (one, unless ``--parallel members`` under a launch)."""
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    """Per job: its members, the rank that ran it, its final training loss and steps."""
+
+
 def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
                     layout: RunLayout | None = None, progress: bool = True) -> np.ndarray:
+    """Δ ``[M, N]`` of an M-member ensemble (see :func:`ensemble_run`)."""
+    return ensemble_run(pairs, model=model, strength=strength, layout=layout,
+                        progress=progress).delta
+
+
+def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
+                 layout: RunLayout | None = None, progress: bool = True) -> EnsembleRun:
     """Δ ``[M, N]`` of an M-member ensemble, by the chosen scheme, resuming finished jobs.
 
     Finished jobs are kept under ``layout``'s partial folder (none without a layout). Pairs whose
     chosen equals rejected carry no preference: they are left out of every loss but still scored
-    (their Δ is 0 for any model).
+    (their Δ is 0 for any model). With ``--parallel members`` under a launcher, each rank runs
+    its own jobs and every rank gathers all of them (:mod:`rewardlab.stages.parallel`).
     """
     from tqdm.auto import tqdm
 
@@ -161,47 +203,61 @@ def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfi
         partial = layout.partial_dir(_fingerprint(pairs, model, strength))
         partial.mkdir(parents=True, exist_ok=True)
     delta = np.full((model.members, len(pairs)), np.nan)
-    todo = _load_finished(jobs, partial, delta)
+    todo = load_finished(jobs, partial, delta)
     if len(todo) < len(jobs):
         log.info("strength: resuming, %d of %d jobs already finished", len(jobs) - len(todo),
                  len(jobs))
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="job", disable=not progress,
+    ranks = Ranks.from_env() if model.finetune.parallel == "members" else Ranks()
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="job",
+               disable=not progress or not ranks.is_main,
                desc=f"strength ({strength.scheme}, M={model.members})")
-    data = prepare_pairs(model, pairs, progress=progress) if todo else None
-    for job in todo:
+    records: dict[int, dict[str, Any]] = {}
+    run_jobs(jobs, todo, run=_job_runner(pairs, identical, model, records, progress),
+             delta=delta, partial=partial, ranks=ranks, on_done=lambda: bar.update(1))
+    bar.close()
+    if np.isnan(delta).any():  # every (member, pair) must be scored exactly once
+        raise RuntimeError("internal error: some pairs were not scored by every member")
+    every = {j.index: records.get(j.index) or _record(partial, j.index) for j in jobs}
+    # Each pair is scored once by member 0: its jobs' counts cover every pair exactly once.
+    firsts = [every[j.index] for j in jobs if 0 in j.members]
+    # How each job went, without wall-clock seconds (the same seed writes the same bytes).
+    job_log = [{"job": i, **{k: v for k, v in r.items() if k not in ("seconds", "truncation")}}
+            for i, r in sorted(every.items())]
+    return EnsembleRun(delta, sum_counts([r.get("truncation") for r in firsts]), partial, ranks,
+                       job_log)
+
+
+def _job_runner(pairs: Pairs, identical: np.ndarray, model: ModelConfig,
+                records: dict[int, dict[str, Any]], progress: bool) -> Callable[[Job], JobOutcome]:
+    """Train and score one job; the pairs are prepared once, at the first job run here."""
+    prepared: list[PreparedPairs] = []
+
+    def run(job: Job) -> JobOutcome:
+        if not prepared:
+            prepared.append(prepare_pairs(model, pairs, progress=progress))
+        data = prepared[0]
         cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
         rm = build_reward_model(cfg, progress=progress)
         train = job.train[~identical[job.train]]
         # A tie kept with --ties half trains towards 0.5: the per-pair target reaches the loss.
-        rm.fit(data.subset(train).inputs,
-               target=torch.as_tensor(pairs.label_target[train], dtype=torch.float32))
-        d = rm.score(data.subset(job.score).inputs).numpy().astype(np.float64)
-        if partial is not None:
-            write_npy(_job_file(partial, job), d)
-        delta[np.ix_(job.members, job.score)] = d
-        bar.update(1)
-    bar.close()
-    if np.isnan(delta).any():  # every (member, pair) must be scored exactly once
-        raise RuntimeError("internal error: some pairs were not scored by every member")
-    return delta
+        fit = rm.fit(data.subset(train).inputs,
+                     target=torch.as_tensor(pairs.label_target[train], dtype=torch.float32))
+        scored = data.subset(job.score)
+        d = rm.score(scored.inputs).numpy().astype(np.float64)
+        del rm
+        gc.collect()  # free this job's models before the next one loads its own
+        records[job.index] = {"members": list(job.members), "train_loss": fit.train_loss,
+                              "steps": fit.steps, "seconds": round(fit.seconds, 3),
+                              "truncation": input_truncation(scored)}
+        return JobOutcome(d, records[job.index])
+
+    return run
 
 
-def _job_file(partial: Path, job: Job) -> Path:
-    return partial / f"job-{job.index:04d}.npy"
-
-
-def _load_finished(jobs: list[Job], partial: Path | None, delta: np.ndarray) -> list[Job]:
-    """Fill ``delta`` from the jobs finished earlier; return the jobs still to run."""
-    todo = []
-    for job in jobs:
-        file = None if partial is None else _job_file(partial, job)
-        # An unreadable or mis-shaped file (a damaged disk) is recomputed, never read as Δ.
-        d = None if file is None else read_npy(file, shape=(len(job.members), len(job.score)))
-        if d is not None:
-            delta[np.ix_(job.members, job.score)] = d
-        else:
-            todo.append(job)
-    return todo
+def _record(partial: Path | None, index: int) -> dict[str, Any]:
+    """The record of a job finished in an earlier run (empty when there is none)."""
+    file = None if partial is None else job_file(partial, index, ".json")
+    return read_json(file) if file is not None and file.is_file() else {}
 
 
 def strength_columns(delta: np.ndarray, strength: StrengthConfig,
@@ -293,8 +349,9 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
     and its summary into ``layout``. Every input column is kept.
     """
     pairs = Pairs.from_dataset(ds)
-    delta = ensemble_deltas(pairs, model=model, strength=strength, layout=layout,
+    ensemble = ensemble_run(pairs, model=model, strength=strength, layout=layout,
                             progress=progress)
+    delta = ensemble.delta
     identical = pairs.identical()
     cols = strength_columns(delta, strength, identical)
     write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
@@ -306,6 +363,9 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
         "backend": model.backend, "model": model.model, "seed": model.seed,
         "categories": strength.categories,
         "identical_pairs_left_out": int(identical.sum()),
+        # Over-long pairs are cut (never dropped); how many, and how, when the backend counts.
+        "truncation": ensemble.truncation,
+        "jobs": ensemble.jobs,
         **summarize_strength(stats, np.asarray(cols["strength_group"], dtype=object)[ok],
                              np.asarray(cols["category"], dtype=object)[ok]),
         # What flip@auto would flip; meaningful for cross-fitted strength, where a model never
@@ -325,7 +385,8 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
         summary.update(extra_summary)
     write_json(layout.strength_summary, summary)
     # Finished: the per-job results have served their purpose (a rerun reuses the table).
-    shutil.rmtree(layout.partial_root, ignore_errors=True)
+    if ensemble.partial is None or may_remove_partial(ensemble.partial, ensemble.ranks):
+        shutil.rmtree(layout.partial_root, ignore_errors=True)
     return StrengthOutput(layout.strength_parquet, layout.strength_jsonl,
                           layout.strength_summary, summary, delta)
 

@@ -118,7 +118,8 @@ def run_train(train_ds: Any, held_out: dict[str, Any], *, model: ModelConfig, pl
         "settings": config_dict(model),
         "denoise": {"plan": config_dict(plan), **outcome.denoise},
         # No wall-clock seconds: the same seed must write the same bytes.
-        "fit": {"train_loss": outcome.fit.train_loss, "steps": outcome.fit.steps},
+        "fit": {"train_loss": outcome.fit.train_loss, "steps": outcome.fit.steps,
+                "truncation": outcome.fit.truncation},
         "train": evaluate_model(outcome.model, train_ds),
     }
     for name, ds in held_out.items():

@@ -1,0 +1,79 @@
+"""Tiny offline models and toy pairs for tests: random GPT-2 / Llama built from a config, with a
+word-level tokenizer that, like GPT-2's, has no pad token."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from rewardlab.config import ModelConfig
+from rewardlab.models import Pairs
+
+WORDS = ["the", "a", "cat", "dog", "sun", "moon", "tree", "river", "house", "car"]
+VOCAB = ["<unk>", "<eos>", "<s>", "good", "bad", *WORDS]
+
+
+def toy_pairs(n: int, seed: int) -> Pairs:
+    """Pairs whose chosen response starts with ``good`` and rejected with ``bad``.
+
+    Random words follow (different ones in chosen and rejected), so the last token, where a
+    causal LM's head reads the reward, carries no signal: an untrained model is near chance
+    and must learn to look back at ``good`` / ``bad``.
+    """
+    rng = random.Random(seed)
+
+    def words(k: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(k))
+
+    prompts = [words(rng.randint(2, 6)) for _ in range(n)]
+    return Pairs(prompts, [f"good {words(2)}" for _ in range(n)],
+                 [f"bad {words(2)}" for _ in range(n)])
+
+
+def word_tokenizer(*, bos: bool = False):
+    """A word-level tokenizer with an eos token and no pad token (as GPT-2 and Llama ship).
+
+    With ``bos``, it adds ``<s>`` in front of every sequence (Llama's convention).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    if bos:
+        tk.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<eos>", unk_token="<unk>",
+                                   bos_token="<s>")
+
+
+def build_tiny_gpt2(folder: Path) -> Path:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(VOCAB),
+                        bos_token_id=2, eos_token_id=1)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    word_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def build_tiny_llama(folder: Path) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, vocab_size=len(VOCAB),
+                         max_position_embeddings=64, bos_token_id=2, eos_token_id=1)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    word_tokenizer(bos=True).save_pretrained(folder)
+    return folder
+
+
+def tiny_config(model: str, **overrides: object) -> ModelConfig:
+    settings: dict = {"backend": "finetune", "model": model, "members": 2, "batch_size": 8,
+                      "epochs": 6, "lr": 1e-2, "max_length": 32, "device": "cpu"}
+    settings.update(overrides)
+    return ModelConfig.from_dict(settings)
