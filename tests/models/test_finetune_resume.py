@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_finetune import build_tiny_gpt2, toy_pairs
+
+from tiny_models import build_tiny_gpt2, toy_pairs
 
 
 def _command(data: Path, model: Path, out: Path) -> list[str]:

@@ -127,7 +127,7 @@ def _hostile_weights(folder: Path, marker: Path) -> None:
 
 def test_a_hostile_backbone_is_refused_in_one_line_without_running_its_pickle(
         spy: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from test_finetune import build_tiny_gpt2
+    from tiny_models import build_tiny_gpt2
 
     backbone = build_tiny_gpt2(tmp_path / "gpt2")
     marker = tmp_path / "pwned"
@@ -150,7 +150,7 @@ def test_a_hostile_backbone_is_refused_in_one_line_without_running_its_pickle(
 
 
 def test_a_saved_model_with_pickled_weights_is_refused(spy: list[Any], tmp_path: Path) -> None:
-    from test_finetune import build_tiny_gpt2, tiny_config
+    from tiny_models import build_tiny_gpt2, tiny_config
 
     backbone = build_tiny_gpt2(tmp_path / "gpt2")
     model = FinetuneRewardModel(tiny_config(str(backbone), members=1, epochs=1), progress=False)

@@ -38,10 +38,9 @@ def embedding_model(tmp_path_factory: pytest.TempPathFactory, toy_pairs_file: Pa
 @pytest.fixture(scope="session")
 def finetune_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-member finetune-backend ensemble of a tiny random GPT-2 (word-level tokenizer)."""
-    from test_finetune import build_tiny_gpt2, toy_pairs
-
     from rewardlab.config import ModelConfig
     from rewardlab.models import build_reward_model
+    from tiny_models import build_tiny_gpt2, toy_pairs
 
     backbone = build_tiny_gpt2(tmp_path_factory.mktemp("gpt2"))
     cfg = ModelConfig(backend="finetune", model=str(backbone), members=2, epochs=1,

@@ -17,7 +17,7 @@ from toy_data import write_toy
 from rewardlab.cli import main
 from rewardlab.config import ModelConfig, StrengthConfig
 from rewardlab.files import read_json
-from rewardlab.models import Pairs, PreparedPairs
+from rewardlab.models import FitResult, Pairs, PreparedPairs
 from rewardlab.stages import strength as strength_stage
 
 FAST = ["--epochs", "6", "--batch-size", "16", "--proj-dim", "16", "--quiet"]
@@ -92,8 +92,9 @@ class _Spy:
         self.config, self.number = config, len(_Spy.log)
         _Spy.log.append({"members": config.members, "trained": None, "scored": None})
 
-    def fit(self, inputs: Any, **_: Any) -> None:
+    def fit(self, inputs: Any, **_: Any) -> FitResult:
         _Spy.log[self.number]["trained"] = set(inputs.index.tolist())
+        return FitResult(train_loss=0.0, steps=1)
 
     def score(self, inputs: Any) -> torch.Tensor:
         _Spy.log[self.number]["scored"] = inputs.index.tolist()
