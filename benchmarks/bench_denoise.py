@@ -160,8 +160,10 @@ def print_summary(results: list[dict[str, Any]], methods: list[str]) -> None:
         for m in methods:
             if rate > 0:
                 vals = [r["methods"][m]["recovered"] for r in rows]
-                cells.append(" / ".join(f"{v:+.0%}" for v in vals)
-                             + (f" (mean {np.mean(vals):+.0%})" if len(vals) > 1 else ""))
+                # None: the noise cost nothing at that seed, so nothing was there to recover.
+                known = [v for v in vals if v is not None]
+                cells.append(" / ".join("n/a" if v is None else f"{v:+.0%}" for v in vals)
+                             + (f" (mean {np.mean(known):+.0%})" if len(known) > 1 else ""))
             else:
                 vals = [r["methods"][m]["gain"] * 100 for r in rows]
                 cells.append(" / ".join(f"{v:+.2f}" for v in vals))
@@ -210,13 +212,13 @@ def main() -> None:
             res = one_rate(args, seed, rate, clean, valid_p, gap, acc[:2], model)
             print_rate(res, args, len(clean), len(valid))
             results.append(res)
-    print_summary(results, args.methods.split(","))
-    print(f"\n(settings {over or 'defaults'}; {time.perf_counter() - t0:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         out = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "results": results}
         args.json.write_text(json.dumps(out, indent=2))
+    print_summary(results, args.methods.split(","))
+    print(f"\n(settings {over or 'defaults'}; {time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

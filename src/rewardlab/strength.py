@@ -211,6 +211,9 @@ def summarize_strength(stats: StrengthStats, groups: np.ndarray,
 
 NOISE_RATE_BINS = 2000
 """``estimate_noise_rate`` pools pairs into this many bins of similar |û| (exact below it)."""
+NOISE_RATE_EVIDENCE = 3.32
+"""Log-likelihood gain over "no wrong labels" (η = 0) that an estimate must show: half the 99th
+percentile of χ² with one degree of freedom, a likelihood-ratio test at the 1% level."""
 
 
 def estimate_noise_rate(mean: np.ndarray) -> float:
@@ -224,20 +227,25 @@ def estimate_noise_rate(mean: np.ndarray) -> float:
 
     fitted by maximum likelihood over η ∈ [0, 0.5] and a grid of c; η is the estimate. (A
     mirrored Gaussian mixture is the special case c = 2μ/s².) It does not depend on the reward
-    scale, and returns 0 for fewer than 10 pairs or non-finite input.
+    scale. It is 0 unless the floor explains the signs clearly better than the model's errors
+    alone (a likelihood-ratio test against η = 0 at the 1% level): a model near chance, whose
+    signs are a coin toss at every |û|, gives no evidence of any rate. Also 0 for fewer than 10
+    pairs or non-finite input.
     """
     x = np.asarray(mean, dtype=np.float64)
     if x.shape[0] < 10 or not np.isfinite(x).all():
         return 0.0
     mags, neg, counts = _by_magnitude(np.abs(x), x < 0, NOISE_RATE_BINS)
     scale = max(float(np.median(np.abs(x))), 1e-12)
-    best_ll, best_eta = -math.inf, 0.0
-    for c in np.geomspace(0.05, 200.0, 120) / scale:
+    best_ll, best_eta, none_ll = -math.inf, 0.0, -math.inf
+    # c from nearly 0 (signs a coin toss at every |û|) to a sharp boundary.
+    for c in np.geomspace(1e-3, 200.0, 150) / scale:
         own = 0.5 * (1.0 - np.tanh(0.5 * np.minimum(c * mags, 1e3)))  # σ(-c·x), no overflow
         eta, ll = _floor_fit(neg, counts, own)
         if ll > best_ll:
             best_ll, best_eta = ll, eta
-    return float(best_eta)
+        none_ll = max(none_ll, _log_likelihood(neg, counts, own))
+    return float(best_eta) if best_ll - none_ll >= NOISE_RATE_EVIDENCE else 0.0
 
 
 def _by_magnitude(mags: np.ndarray, neg: np.ndarray,
@@ -267,5 +275,10 @@ def _floor_fit(neg: np.ndarray, counts: np.ndarray, own: np.ndarray) -> tuple[fl
         for _ in range(40):
             mid = 0.5 * (lo + hi)
             lo, hi = (mid, hi) if slope(mid) > 0 else (lo, mid)
-    p = p_of(lo)
-    return lo, float(np.sum(neg * np.log(p) + (counts - neg) * np.log1p(-p)))
+    return lo, _log_likelihood(neg, counts, p_of(lo))
+
+
+def _log_likelihood(neg: np.ndarray, counts: np.ndarray, p: np.ndarray) -> float:
+    """Binomial log-likelihood of ``neg`` of ``counts`` signs negative with probability ``p``."""
+    p = np.clip(p, 1e-12, 1.0 - 1e-12)
+    return float(np.sum(neg * np.log(p) + (counts - neg) * np.log1p(-p)))
