@@ -32,6 +32,21 @@ def toy_pairs(n: int, seed: int) -> Pairs:
                  [f"bad {words(2)}" for _ in range(n)])
 
 
+GOOD = ["Sure! Here is a clear, detailed and helpful answer.",
+        "Happy to help: here are the steps, explained carefully.",
+        "Great question. The short answer is yes, and here is why."]
+BAD = ["I don't know.", "Go away, that is a stupid question.", "No."]
+
+
+def make_toy_pairs(n: int, seed: int = 0) -> Pairs:
+    """English-like pairs with a learnable signal: helpful chosen, curt rejected."""
+    rng = random.Random(seed)
+    prompts = [f"Question number {i}: can you help me with task {i % 7}?" for i in range(n)]
+    chosen = [f"{rng.choice(GOOD)} ({i})" for i in range(n)]
+    rejected = [f"{rng.choice(BAD)} ({i})" for i in range(n)]
+    return Pairs(prompts, chosen, rejected)
+
+
 def word_tokenizer(*, bos: bool = False):
     """A word-level tokenizer with an eos token and no pad token (as GPT-2 and Llama ship).
 

@@ -1,6 +1,5 @@
 """Toy preference data with a learnable signal, and tiny offline models, for backend tests."""
 
-import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,20 +7,7 @@ import pytest
 import torch
 
 from rewardlab.models.base import Pairs
-from tiny_models import build_tiny_gpt2, build_tiny_llama
-
-GOOD = ["Sure! Here is a clear, detailed and helpful answer.",
-        "Happy to help: here are the steps, explained carefully.",
-        "Great question. The short answer is yes, and here is why."]
-BAD = ["I don't know.", "Go away, that is a stupid question.", "No."]
-
-
-def make_toy_pairs(n: int, seed: int = 0) -> Pairs:
-    rng = random.Random(seed)
-    prompts = [f"Question number {i}: can you help me with task {i % 7}?" for i in range(n)]
-    chosen = [f"{rng.choice(GOOD)} ({i})" for i in range(n)]
-    rejected = [f"{rng.choice(BAD)} ({i})" for i in range(n)]
-    return Pairs(prompts, chosen, rejected)
+from tiny_models import build_tiny_gpt2, build_tiny_llama, make_toy_pairs
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import torch
 from tiny_encoder import tiny_encoder
 
 import rewardlab.models.embedding as embedding
-from conftest import make_toy_pairs
 from rewardlab.config import EmbeddingConfig, ModelConfig
 from rewardlab.models.base import Pairs
 from rewardlab.models.embedding import EmbeddingRewardModel
 from rewardlab.models.heads import EnsembleHeads, feature_subspaces
+from tiny_models import make_toy_pairs
 
 _TINY: dict[str, str] = {}
 
@@ -86,10 +86,10 @@ def test_a_member_ignores_the_features_outside_its_subspace() -> None:
 
 def test_anchored_members_stay_near_their_initial_weights(monkeypatch) -> None:
     data = pairs()
-    free = model("none")
+    free = model("none", epochs=10)
     free.fit(data)
-    monkeypatch.setattr(embedding, "ANCHOR_WEIGHT", 10.0)
-    anchored = model("anchored")
+    monkeypatch.setattr(embedding, "ANCHOR_WEIGHT", 100.0)
+    anchored = model("anchored", epochs=10)
     anchored.fit(data)
     start = model("none")._new_heads(free.heads.in_dim)  # the same seeds: the same init
 

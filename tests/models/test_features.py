@@ -8,7 +8,6 @@ import pytest
 import torch
 from tiny_encoder import tiny_encoder
 
-from conftest import make_toy_pairs
 from rewardlab.config import ModelConfig
 from rewardlab.models import build_reward_model
 from rewardlab.models.encode import TextEncoder
@@ -19,6 +18,7 @@ from rewardlab.models.features import (
     projection_moments,
 )
 from rewardlab.models.heads import EIGEN_FLOOR, fit_projection, projection_from_moments
+from tiny_models import make_toy_pairs
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from tiny_encoder import tiny_encoder
 
-from conftest import make_toy_pairs
 from rewardlab.models.encode import read_shard
+from tiny_models import make_toy_pairs
 
 HERE = Path(__file__).parent
 SRC = Path(__file__).resolve().parents[2] / "src"

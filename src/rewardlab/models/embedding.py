@@ -93,7 +93,7 @@ class EmbeddingRewardModel:
     @property
     def cache_root(self) -> Path:
         e = self.config.embedding
-        return Path(default_cache_dir() if e.cache_dir in ("", "off") else e.cache_dir)
+        return Path(default_cache_dir() if e.cache_dir in (None, "", "off") else e.cache_dir)
 
     @property
     def scratch(self) -> Path:

@@ -88,8 +88,12 @@ class VectorStore:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as float32 ``[stop - start, dim]`` (a copy)."""
-        raw = os.pread(self.file.fileno(), (stop - start) * self.row_bytes, start * self.row_bytes)
-        return np.frombuffer(raw, self.dtype).reshape(-1, self.dim).astype(np.float32, copy=False)
+        # Read straight into a writable array (bytes from os.pread would be read-only).
+        out = np.empty((stop - start, self.dim), self.dtype)
+        got = os.preadv(self.file.fileno(), [memoryview(out).cast("B")], start * self.row_bytes)
+        if got != out.nbytes:
+            raise OSError(f"vector store: read {got} of {out.nbytes} bytes at row {start}")
+        return out.astype(np.float32, copy=False)
 
     def windows(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(start, rows)`` over the whole store, :attr:`window_rows` rows at a time."""
