@@ -477,3 +477,21 @@ def test_noise_rate_pools_large_inputs_without_changing_the_estimate(
     pooled = estimate_noise_rate(x)  # 6,000 pairs in 2,000 bins of three
     monkeypatch.setattr(strength, "NOISE_RATE_BINS", 10**6)
     assert estimate_noise_rate(x) == pytest.approx(pooled, abs=0.01)
+
+
+def test_floor_fit_finds_the_likelihood_maximum_over_eta() -> None:
+    # The bisection on the slope against a dense grid of η, for fixed own-error rates.
+    from rewardlab.strength import _floor_fit, _log_likelihood
+
+    rng = np.random.default_rng(5)
+    counts = rng.integers(1, 60, size=40).astype(np.float64)
+    own = rng.uniform(0.0, 0.45, size=40)
+    neg = rng.binomial(counts.astype(int), own + 0.2 * (1 - 2 * own)).astype(np.float64)
+    eta, ll = _floor_fit(neg, counts, own)
+    grid = np.linspace(0.0, 0.5, 50001)
+    lls = np.array([_log_likelihood(neg, counts, own + g * (1 - 2 * own)) for g in grid])
+    assert eta == pytest.approx(grid[lls.argmax()], abs=2e-5)
+    assert ll == pytest.approx(lls.max(), rel=1e-9)
+    # By hand: with no own errors, the maximum is the share of negatives.
+    assert _floor_fit(np.array([3.0, 1.0]), np.array([10.0, 10.0]), np.zeros(2))[0] == (
+        pytest.approx(0.2, abs=1e-9))
