@@ -23,6 +23,7 @@ __all__ = [
     "UNKNOWN_WINNER",
     "WRONG_TYPE",
     "DataError",
+    "as_object",
     "describe_value",
 ]
 
@@ -96,3 +97,14 @@ def describe_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     return f"a {type(value).__name__}"
+
+
+def as_object(record: Any) -> dict[str, Any]:
+    """A reader's record as one JSON object: a record the reader already found malformed (a
+    ``DataError``) is raised, and anything but an object is a ``NOT_AN_OBJECT`` error."""
+    if isinstance(record, DataError):
+        raise record
+    if not isinstance(record, dict):
+        raise DataError(f"expected a JSON object (one record), got {describe_value(record)}",
+                        reason=NOT_AN_OBJECT)
+    return record

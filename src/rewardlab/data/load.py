@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from rewardlab.data.checks import content_id, flag_suspicious, unique_ids
 from rewardlab.data.errors import (
     EMPTY_INPUT,
-    NOT_AN_OBJECT,
     WRONG_TYPE,
     DataError,
+    as_object,
     describe_value,
 )
 from rewardlab.data.formats import Columns, Pair, detect_format, diagnose, normalize
@@ -173,11 +173,7 @@ def _read_input(unit: Input, columns: Columns, on_bad: str, max_record_bytes: in
     for where, record in unit.read(max_record_bytes):
         records += 1
         try:
-            if isinstance(record, DataError):
-                raise record
-            if not isinstance(record, dict):
-                raise DataError("expected a JSON object (one record), got "
-                                f"{describe_value(record)}", reason=NOT_AN_OBJECT)
+            record = as_object(record)
             # The first well-formed record decides the file's layout.
             record_fmt = fmt or detect_format(record, columns)
             if record_fmt is None:
@@ -185,12 +181,9 @@ def _read_input(unit: Input, columns: Columns, on_bad: str, max_record_bytes: in
             pair = normalize(record, record_fmt, columns)
             fmt = record_fmt
         except DataError as exc:
-            error = exc.located(unit.name, where)
-            if on_bad == "error":
-                raise error from None
-            report.add_skipped(error.reason, str(error))
+            problem = report.skip_or_raise(exc, unit.name, where, on_bad)
             skipped += 1
-            first_problem = first_problem or str(error)
+            first_problem = first_problem or problem
             continue
         if pair.tie and not columns.keep_ties:
             ties += 1

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rewardlab.data.checks import SUSPICIOUS_KINDS
+from rewardlab.data.errors import DataError
 
 __all__ = ["MAX_SKIPPED_EXAMPLES", "LoadReport"]
 
@@ -51,6 +52,15 @@ class LoadReport:
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
+
+    def skip_or_raise(self, exc: DataError, file: str, where: str, on_bad: str) -> str:
+        """A malformed record at ``where`` in ``file``: raised, located, with ``--on-bad error``;
+        otherwise counted as skipped. Returns its message."""
+        error = exc.located(file, where)
+        if on_bad == "error":
+            raise error from None
+        self.add_skipped(error.reason, str(error))
+        return str(error)
 
     def add_skipped(self, reason: str, message: str) -> None:
         """Count one skipped record, keeping its message if it is among the first few."""

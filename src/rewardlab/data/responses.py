@@ -29,9 +29,9 @@ from rewardlab.data.checks import content_id, unique_ids
 from rewardlab.data.errors import (
     EMPTY_INPUT,
     MISSING_FIELD,
-    NOT_AN_OBJECT,
     WRONG_TYPE,
     DataError,
+    as_object,
     describe_value,
 )
 from rewardlab.data.formats import Columns, normalize
@@ -141,11 +141,7 @@ def _read_input(unit: Input, on_bad: str, rows: list[dict[str, Any]],
     for where, record in unit.read(DEFAULT_MAX_RECORD_BYTES):
         records += 1
         try:
-            if isinstance(record, DataError):
-                raise record
-            if not isinstance(record, dict):
-                raise DataError("expected a JSON object (one record), got "
-                                f"{describe_value(record)}", reason=NOT_AN_OBJECT)
+            record = as_object(record)
             if "chosen" in record or "rejected" in record:
                 raise DataError("holds a preference pair (chosen/rejected) while the first "
                                 "input holds single responses; score pairs and responses "
@@ -157,11 +153,8 @@ def _read_input(unit: Input, on_bad: str, rows: list[dict[str, Any]],
                 raise DataError(f"expected a string, got {describe_value(source)}",
                                 field="source", reason=WRONG_TYPE)
         except DataError as exc:
-            error = exc.located(unit.name, where)
-            if on_bad == "error":
-                raise error from None
-            report.add_skipped(error.reason, str(error))
-            first_problem = first_problem or str(error)
+            problem = report.skip_or_raise(exc, unit.name, where, on_bad)
+            first_problem = first_problem or problem
             continue
         rows.append({"input_id": record.get("id"), "prompt": prompt, "response": response,
                      "source": source, "input": unit.name, "format": fmt,
