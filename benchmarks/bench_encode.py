@@ -30,7 +30,6 @@ Reproduce (from the repository root, on a quiet machine)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from common import expand
+from common import expand, write_results
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[1].parent
                    / "shared" / "data" / "hh-rlhf" / "*.jsonl.gz")
@@ -275,9 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
             / results["sentence_transformers"]["pairs_per_s"],
     }
     print(markdown(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

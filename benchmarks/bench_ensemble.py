@@ -21,7 +21,6 @@ Reproduce (from the repository root, on a quiet machine)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import expand
+from common import expand, write_results
 
 from rewardlab.config import ModelConfig
 
@@ -151,9 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
                           "lr": cfg.resolved_lr},
                "runs": runs}
     print(markdown(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ A smoke run that finishes in seconds::
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
 from pathlib import Path
+
+from common import write_results
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf"
 
@@ -116,9 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"{results['seconds_per_step']:.3f} s/step  |  scoring {score_seconds:.1f} s")
     if args.curve:
         results["curve"] = fit.curve  # type: ignore[assignment]
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import write_results
 from lm_common import (
     causal_lm,
     child_main,
@@ -31,7 +32,6 @@ from lm_common import (
     hh_pairs,
     in_child,
     peak_rss_mb,
-    write_results,
 )
 
 

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lm_common import causal_lm, hh_pairs, write_results
+from common import write_results
+from lm_common import causal_lm, hh_pairs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

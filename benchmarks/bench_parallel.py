@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lm_common import WORK, hh_pairs, write_results
+from common import write_results
+from lm_common import WORK, hh_pairs
 
 from rewardlab.launch import launch_command
 

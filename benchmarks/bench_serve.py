@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import HH_FILES, expand
+from common import HH_FILES, expand, write_results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -222,9 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
                "cpu_count": os.cpu_count(), "load_before": load_before,
                "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()), "runs": runs}
     print(markdown(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

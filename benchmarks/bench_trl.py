@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import write_results
 from lm_common import (
     StepClock,
     child_main,
@@ -43,7 +44,6 @@ from lm_common import (
     in_child,
     model_path,
     peak_rss_mb,
-    write_results,
 )
 
 ENGINES = ("trl", "trl-nockpt", "rewardlab", "rewardlab-unpacked", "rewardlab-kept")

@@ -27,13 +27,12 @@ Reproduce (from the repository root; accuracy numbers, not timings)::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import HH_FILES, SHARED, expand
+from common import HH_FILES, SHARED, expand, write_results
 
 from rewardlab.strength import auroc
 
@@ -218,9 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"members": args.members, "seeds": seeds, "variants": variants,
                "n_in": sizes[0], "n_out": sizes[1], "runs": runs}
     print(markdown(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
+    return write_results(args.json, results)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root."""
@@ -35,3 +37,10 @@ def expand(patterns: list[str]) -> list[str]:
             raise SystemExit(f"--data: nothing matches {pattern}")
         paths += found
     return paths
+
+
+def write_results(path: Path | None, results: Any) -> Any:
+    """Write ``results`` as indented JSON to ``path`` (``--json``) when given; return them."""
+    if path is not None:
+        path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results

@@ -127,13 +127,6 @@ def folder_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
 
 
-def write_results(path: Path | None, results: Any) -> Any:
-    """Write ``results`` as indented JSON to ``path`` (``--json``) when given; return them."""
-    if path is not None:
-        path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
-
-
 def in_child(script: str, argv: list[str]) -> dict[str, Any]:
     """Run ``script --child ARGV`` in a fresh Python and return the JSON it prints last, so each
     measurement has its own peak memory and no state leaks between engines."""
