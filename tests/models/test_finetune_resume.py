@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from kill_helpers import kill_once_a_job_is_published
 from tiny_models import build_tiny_gpt2, toy_pairs
 
 
@@ -33,18 +32,8 @@ def test_killed_finetune_members_resume_byte_identically(tmp_path: Path) -> None
                             for p, c, r in zip(pairs.prompt, pairs.chosen, pairs.rejected)))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(data, model, killed), env=env, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    jobs = killed / "strength" / ".partial"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if list(jobs.glob("*/job-*.npy")):
-            os.killpg(proc.pid, signal.SIGKILL)  # kill -9 while member 2 trains
-            break
-        time.sleep(0.02)
-    proc.wait()
-    finished = len(list(jobs.glob("*/job-*.npy")))
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    # kill -9 while member 2 trains
+    finished = kill_once_a_job_is_published(_command(data, model, killed), env, killed)
     assert 1 <= finished < 3
     resumed = subprocess.run(_command(data, model, killed), env=env, capture_output=True,
                              text=True, check=True)

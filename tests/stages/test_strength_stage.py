@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from toy_data import write_toy
 
+from kill_helpers import kill_once_a_job_is_published
 from rewardlab.cli import main
 from rewardlab.files import read_json
 from rewardlab.noise import flips_by_id
@@ -92,17 +93,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     data = write_toy(tmp_path / "toy.jsonl", 240, flip_every=6)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_strength_cmd(data, killed), env=env, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if list(killed.glob("strength/.partial/*/job-*.npy")):
-            os.killpg(proc.pid, signal.SIGKILL)  # kill -9 mid-run
-            break
-        time.sleep(0.02)
-    proc.wait()
-    finished = len(list(killed.glob("strength/.partial/*/job-*.npy")))
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    finished = kill_once_a_job_is_published(_strength_cmd(data, killed), env, killed)
     assert 1 <= finished < 5
     assert not (killed / "strength" / "strength.parquet").exists()
 
