@@ -154,15 +154,21 @@ class RankStatus:
         self._thread.join()
 
 
+def _read_status(partial: Path, rank: int) -> tuple[dict[str, Any] | None, float]:
+    """Rank ``rank``'s status and the time of its last heartbeat; ``(None, 0.0)`` while the
+    file is not there yet or is being replaced."""
+    file = _status_file(partial, rank)
+    try:
+        return json.loads(file.read_text(encoding="utf-8")), file.stat().st_mtime
+    except (OSError, ValueError):
+        return None, 0.0
+
+
 def _check_rank(partial: Path, rank: int, *, started: float, stale_after: float) -> None:
     """Raise when rank ``rank`` failed, went silent, or never started in this launch."""
     file = _status_file(partial, rank)
     now = time.time()
-    try:
-        status = json.loads(file.read_text(encoding="utf-8"))
-        beat = file.stat().st_mtime
-    except (OSError, ValueError):  # not there yet, or being replaced
-        status, beat = None, 0.0
+    status, beat = _read_status(partial, rank)
     ours = status is not None and status.get("started", 0) >= started - _LAUNCH_SLACK_SECONDS
     if not ours:
         if now - started > stale_after:
@@ -217,10 +223,8 @@ def may_remove_partial(partial: Path, ranks: Ranks, *, stale_after: float = STAL
         return False
     for rank in range(1, ranks.world):
         while True:
-            try:
-                state = json.loads(_status_file(partial, rank).read_text("utf-8"))["state"]
-            except (OSError, ValueError, KeyError):
-                state = None
+            status = _read_status(partial, rank)[0]
+            state = None if status is None else status.get("state")
             if state == "gathered":
                 break
             if state == "failed" or state is None:  # nothing to wait for: leave the files
