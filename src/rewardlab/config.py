@@ -578,6 +578,21 @@ class RunConfig:
 
     no_report: bool = False
     """Skip the figures and report.html."""
+    final_members: int | None = None
+    """Ensemble size M of the final model (final/model), so score and serve have an uncertainty
+    to report. Default: --members for the embedding backend (M heads cost about as much as one);
+    1 for finetune, where each member is another full fine-tuning run (M times the final
+    stage's time on CPU) and a LoRA ensemble's uncertainty is not yet shown to be worth it; ask
+    for more with this flag.
+    """
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "final_members")
+
+    def resolved_final_members(self, model: ModelConfig) -> int:
+        if self.final_members is not None:
+            return self.final_members
+        return model.members if model.backend == "embedding" else 1
 
 
 @dataclass
@@ -675,12 +690,32 @@ class ServeConfig:
     """
     shutdown_timeout: float = 30.0
     """Seconds to finish the requests in flight after SIGTERM or Ctrl-C before closing."""
+    turn_tokens: int = 2048
+    """Most tokens of one request in one forward pass: a bigger request is split into pieces
+    that take turns with the other requests, so a small request waits for at most one pass.
+    """
+    max_item_chars: int | None = None
+    """Longest text of one item, in characters, refused with 413 before tokenizing (default:
+    64 per token of the model's max length, about 16 times what the model reads).
+    """
+    strip_tokens: str = ""
+    """Comma-separated extra tokens (the policy's: '<|im_end|>,</s>,<s>') cut from both ends of
+    each /get_reward query, besides the reward model tokenizer's own special tokens.
+    """
+    strict_prompts: bool = False
+    """Refuse (422) a /get_reward query that does not contain its prompt, instead of scoring it
+    whole against an empty prompt (counted in /info and extra_logs).
+    """
 
     def __post_init__(self) -> None:
         _check_literals(self)
         _check(0 <= self.port <= 65535, "port", f"must be in 0..65535, got {self.port}")
-        _at_least(self, 1, "batch_tokens", "max_items")
+        _at_least(self, 1, "batch_tokens", "max_items", "turn_tokens", "max_item_chars")
         _at_least(self, 0, "batch_wait_ms", "shutdown_timeout")
         _check(self.max_request_mb > 0, "max_request_mb",
                f"must be positive, got {self.max_request_mb}")
         _check(self.api_key is None or bool(self.api_key.strip()), "api_key", "is empty")
+
+    @property
+    def strip_token_list(self) -> list[str]:
+        return [t.strip() for t in self.strip_tokens.split(",") if t.strip()]

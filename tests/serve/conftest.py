@@ -36,6 +36,19 @@ def embedding_model(tmp_path_factory: pytest.TempPathFactory, toy_pairs_file: Pa
 
 
 @pytest.fixture(scope="session")
+def one_member_model(tmp_path_factory: pytest.TempPathFactory, toy_pairs_file: Path) -> Path:
+    """A 1-member embedding model: no uncertainty to serve."""
+    from rewardlab.config import ModelConfig
+    from rewardlab.data import read_preferences
+    from rewardlab.models import Pairs, build_reward_model
+
+    ds, _ = read_preferences([toy_pairs_file])
+    model = build_reward_model(ModelConfig(members=1, epochs=1, seed=0), progress=False)
+    model.fit(Pairs.from_dataset(ds))
+    return model.save(tmp_path_factory.mktemp("models") / "one_member")
+
+
+@pytest.fixture(scope="session")
 def finetune_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-member finetune-backend ensemble of a tiny random GPT-2 (word-level tokenizer)."""
     from rewardlab.config import ModelConfig

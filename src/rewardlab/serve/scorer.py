@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,14 @@ import numpy as np
 
 from rewardlab.serve.ensemble import RewardStats, reward_statistics
 
-__all__ = ["CHARS_PER_TOKEN_LIMIT", "EnsembleScorer"]
+__all__ = ["CHARS_PER_TOKEN_LIMIT", "ITEM_CHARS_PER_TOKEN", "EnsembleScorer"]
 
 CHARS_PER_TOKEN_LIMIT = 32
 """Texts longer than this many characters per allowed token count as over-long unread."""
+
+ITEM_CHARS_PER_TOKEN = 64
+"""A server refuses a text over this many characters per token of the max length (natural text
+has about 4 characters per token, so this lets through about 16 times what the model reads)."""
 
 
 class EnsembleScorer:
@@ -37,7 +42,7 @@ class EnsembleScorer:
     def __init__(self, model: Any, *, path: str, backend: str, penalty: float) -> None:
         reward_statistics(np.zeros((1, 0)), penalty=penalty)  # validates λ early
         self.model, self.path, self.backend, self.penalty = model, path, backend, penalty
-        self._tokenizer: Any = None
+        self._local = threading.local()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, penalty: float, progress: bool = False,
@@ -70,16 +75,29 @@ class EnsembleScorer:
 
     @property
     def tokenizer(self) -> Any:
-        """A private copy of the tokenizer that measures texts for this model: the fine-tuned
-        model's own, or the embedding backend's frozen encoder's (the protocol has no tokenizer
-        of its own, so this is the one place that looks for either). A copy, because a fast
-        tokenizer must not be used from two threads at once, and the model's own one tokenizes
-        in the thread that scores."""
-        if self._tokenizer is None:
-            tok = getattr(self.model, "tokenizer", None)
-            self._tokenizer = copy.deepcopy(tok if tok is not None
-                                            else self.model.encoder.tokenizer)
-        return self._tokenizer
+        """This thread's private copy of the tokenizer that measures texts for this model: the
+        fine-tuned model's own, or the embedding backend's frozen encoder's (the protocol has no
+        tokenizer of its own, so this is the one place that looks for either). One copy per
+        thread, because a fast tokenizer must not be used from two threads at once: the model's
+        own one tokenizes in the thread that scores, and a server measures each request in a
+        thread of its own, so a big request's tokenizing never holds up a small one's."""
+        tok = getattr(self._local, "tokenizer", None)
+        if tok is None:
+            own = getattr(self.model, "tokenizer", None)
+            tok = self._local.tokenizer = copy.deepcopy(own if own is not None
+                                                        else self.model.encoder.tokenizer)
+        return tok
+
+    @property
+    def special_tokens(self) -> list[str]:
+        """The tokenizer's special-token strings (``[CLS]``, ``</s>``, ``<|endoftext|>``...)."""
+        return [str(t) for t in self.tokenizer.all_special_tokens]
+
+    @property
+    def max_item_chars(self) -> int:
+        """Default cap on one text's characters: :data:`ITEM_CHARS_PER_TOKEN` per token of the
+        max length."""
+        return ITEM_CHARS_PER_TOKEN * self.max_length
 
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:
         """``[n]`` token counts of ``texts`` (no special tokens), for the batch budget and the

@@ -110,6 +110,8 @@ class RunSettings:
     strength: StrengthConfig
     noise: NoiseConfig
     experiment: ExperimentConfig
+    final_members: int = 1
+    """M of the final model (``--final-members``)."""
 
 
 def run_all(paths: Sequence[str], *, out: RunLayout, settings: RunSettings,
@@ -180,8 +182,9 @@ def _experiments(ledger: StageLedger, out: RunLayout, s: RunSettings, prep: Prep
     best = best_method(read_json(out.compare_json))
     assert best is not None, "compare.json holds no method"
     best.update(gain_interval(out, best))
-    final_model = dataclasses.replace(exp_model, seed=derive_seed(s.model.seed, "final"))
-    f_fp = _digest([c_fp, best["method"]])
+    final_model = dataclasses.replace(exp_model, members=s.final_members,
+                                      seed=derive_seed(s.model.seed, "final"))
+    f_fp = _digest([c_fp, best["method"], s.final_members])
     ledger.run("final", f_fp, [out.final.metrics_json], lambda: run_train(
         prep.train, {"valid": prep.valid, "test": prep.test}, model=final_model,
         plan=resolve_plan(best["method"]), strength_mean=u, out=out.final, progress=progress,
@@ -240,7 +243,8 @@ def run_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mode
                 strength: StrengthConfig, noise: NoiseConfig, experiment: ExperimentConfig,
                 run: RunConfig, output: OutputConfig, common: CommonConfig) -> CommandResult:
     """``rewardlab run``: every stage into one folder, resuming what already finished."""
-    settings = RunSettings(load, split, model, strength, noise, experiment)
+    settings = RunSettings(load, split, model, strength, noise, experiment,
+                           final_members=run.resolved_final_members(model))
     res = run_all(data.data, out=RunLayout.of(output.folder()), settings=settings,
                   progress=not common.quiet, report=not run.no_report)
     return CommandResult([*verdict_lines(res.best_method), *next_steps(res)], res.outputs, res)

@@ -106,6 +106,10 @@ def score_command(*, model_path: ModelPathConfig, data: InputConfig, load: LoadC
     scorer = EnsembleScorer.load(model_path.model_dir, penalty=uncertainty.uncertainty_penalty,
                                  progress=not common.quiet)
     progress = not common.quiet
+    if scorer.members == 1:
+        lines.append("warning: the model has one member (M=1): no uncertainty, so reward_std is "
+                     "0 and reward_uwo and reward_min equal reward_mean; train an ensemble "
+                     "(--members, or run's --final-members) for them to mean anything")
     if kind == "pairs":
         columns = _pair_columns(scorer, ds, chunk=score.chunk, progress=progress)
         accuracy = float((columns["delta_mean"] > 0).mean()) if len(ds) else float("nan")
@@ -137,9 +141,6 @@ def serve_command(*, model_path: ModelPathConfig, uncertainty: UncertaintyConfig
     # No progress bars: the model would draw one per request.
     scorer = EnsembleScorer.load(model_path.model_dir, penalty=uncertainty.uncertainty_penalty,
                                  progress=False, feature_cache=False)
-    log.info("serving %s (M=%d, %s backend) on http://%s:%d; /get_reward returns %s",
-             model_path.model_dir, scorer.members, scorer.backend, serve.host, serve.port,
-             serve.reward)
     info = run_server(scorer, serve, quiet=common.quiet)
     b = info["batching"]
     return CommandResult([f"stopped ({', '.join(info['stopped_by']) or 'server exit'}): served "
