@@ -207,6 +207,25 @@ def test_thirty_pair_run_end_to_end(tmp_path: Path) -> None:
     assert sum(run["split"].values()) == 30 and min(run["split"].values()) >= 1
     final = read_json(out / "final" / "metrics.json")
     assert final["test"]["n"] == run["split"]["test"]
+    # The final model is an ensemble (--final-members defaults to --members for embedding), so
+    # score and serve have an uncertainty to report; its members are reported one by one.
+    assert final["settings"]["members"] == 3 and final["test"]["members"] == 3
+    assert len(final["test"]["member_accuracy"]) == 3
+    model_info = read_json(out / "final" / "model" / "rewardlab.json")
+    assert model_info["config"]["members"] == 3
+
+
+@pytest.mark.parametrize("backend, members, asked, expected", [
+    ("embedding", 10, None, 10), ("finetune", 10, None, 1), ("finetune", 10, 3, 3),
+    ("embedding", 10, 1, 1)])
+def test_final_members_default_per_backend(backend: str, members: int, asked: int | None,
+                                           expected: int) -> None:
+    from rewardlab.config import ConfigError, ModelConfig, RunConfig
+
+    model = ModelConfig(backend=backend, members=members)
+    assert RunConfig(final_members=asked).resolved_final_members(model) == expected
+    with pytest.raises(ConfigError, match="--final-members"):
+        RunConfig(final_members=0)
 
 
 def test_same_seed_reruns_are_byte_identical_with_one_member(tmp_path: Path) -> None:
