@@ -690,7 +690,7 @@ class ServeConfig:
     """
     shutdown_timeout: float = 30.0
     """Seconds to finish the requests in flight after SIGTERM or Ctrl-C before closing."""
-    turn_tokens: int = 2048
+    turn_tokens: int = 512
     """Most tokens of one request in one forward pass: a bigger request is split into pieces
     that take turns with the other requests, so a small request waits for at most one pass.
     """

@@ -115,11 +115,21 @@ def test_long_items_count_prompt_and_response_together() -> None:
     assert flags.tolist() == [False, True, True]
 
 
-def test_token_counts_of_huge_texts_are_not_tokenized(scorer) -> None:
-    from rewardlab.serve.scorer import CHARS_PER_TOKEN_LIMIT
+def test_token_counts_of_long_texts_read_only_what_they_must(scorer) -> None:
+    from rewardlab.serve.scorer import CHARS_PER_TOKEN_LIMIT, HEAD_CHARS_PER_TOKEN
 
-    huge = "x" * (CHARS_PER_TOKEN_LIMIT * scorer.max_length + 1)
-    counts = scorer.token_counts(["two words", huge])
-    assert counts[0] == len(scorer.tokenizer("two words", add_special_tokens=False)["input_ids"])
-    assert counts[1] == scorer.max_length + 1
+    over = scorer.max_length + 1
+    huge = "x" * (CHARS_PER_TOKEN_LIMIT * over + 1)
+    words = "cat " * (HEAD_CHARS_PER_TOKEN * over)      # its head alone is over the max length
+    sparse = "a" + " " * (HEAD_CHARS_PER_TOKEN * over) + "b c"  # long, but only 3 tokens
+    calls: list[list[str]] = []
+    real = scorer._count
+    scorer._count = lambda texts: calls.append(texts) or real(texts)
+    try:
+        counts = scorer.token_counts(["two words", huge, words, sparse])
+    finally:
+        del scorer._count
+    assert counts.tolist() == [2, over, over, 3]
+    assert huge not in calls[0] and all(len(t) <= HEAD_CHARS_PER_TOKEN * over for t in calls[0])
+    assert calls[1:] == [[sparse]]  # only the text whose head said too little is read whole
     assert scorer.tokenizer is not scorer.model.encoder.tokenizer  # a copy for this thread

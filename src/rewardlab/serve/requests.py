@@ -7,7 +7,6 @@ serving.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,32 +52,46 @@ class SplitQueries:
     """The request sent no ``prompts`` (OpenRLHF before 0.6): every query was scored whole."""
 
 
-def end_tokens(tokens: Sequence[str]) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
-    """Patterns matching a run of ``tokens`` (and the whitespace between them) at the start and
-    at the end of a text; ``None`` when there are no tokens. Longest tokens first, so ``</s>``
-    is never cut as ``<`` plus the rest."""
-    names = sorted({t for t in tokens if t}, key=len, reverse=True)
-    if not names:
-        return None
-    alt = "|".join(re.escape(t) for t in names)
-    return re.compile(rf"\A(?:\s*(?:{alt}))+\s*"), re.compile(rf"(?:\s*(?:{alt}))+\s*\Z")
+def end_tokens(tokens: Sequence[str]) -> tuple[str, ...] | None:
+    """The distinct non-empty ``tokens``, longest first (so ``</s>`` is never cut as ``<``
+    plus the rest); ``None`` when there are none."""
+    names = tuple(sorted({t for t in tokens if t}, key=len, reverse=True))
+    return names or None
 
 
-def strip_ends(text: str, patterns: tuple[re.Pattern[str], re.Pattern[str]] | None, *,
-               start: bool = True, end: bool = True) -> str:
-    """``text`` without the special-token runs of :func:`end_tokens` at its start and end.
+def _cut_end(text: str, tokens: tuple[str, ...], *, start: bool) -> str:
+    """``text`` without the run of ``tokens`` (and the whitespace around them) at one end;
+    unchanged when no token is there. A loop of ``startswith``/``endswith``: a regular
+    expression anchored at the end would try every position of a long text."""
+    rest, cut = text, False
+    while True:
+        bare = rest.lstrip() if start else rest.rstrip()
+        tok = next((t for t in tokens if (bare.startswith(t) if start else bare.endswith(t))),
+                   None)
+        if tok is None:
+            break
+        rest, cut = (bare[len(tok):] if start else bare[:-len(tok)]), True
+    if not cut:
+        return text
+    return rest.lstrip() if start else rest.rstrip()
+
+
+def strip_ends(text: str, tokens: tuple[str, ...] | None, *, start: bool = True,
+               end: bool = True) -> str:
+    """``text`` without the runs of special ``tokens`` (:func:`end_tokens`) at its start and
+    end, and the whitespace around them.
 
     OpenRLHF decodes rollouts with ``skip_special_tokens=False``: ``<s>`` before the prompt and
     ``</s>`` or ``<|im_end|>`` after the response reach the server as text, and the reward
     model would read them as words. Tokens inside the text are kept (a chat template's turn
     markers are part of the dialogue).
     """
-    if patterns is None:
+    if tokens is None:
         return text
     if start:
-        text = patterns[0].sub("", text, count=1)
+        text = _cut_end(text, tokens, start=True)
     if end:
-        text = patterns[1].sub("", text, count=1)
+        text = _cut_end(text, tokens, start=False)
     return text
 
 

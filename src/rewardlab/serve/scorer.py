@@ -24,6 +24,12 @@ __all__ = ["CHARS_PER_TOKEN_LIMIT", "ITEM_CHARS_PER_TOKEN", "EnsembleScorer"]
 CHARS_PER_TOKEN_LIMIT = 32
 """Texts longer than this many characters per allowed token count as over-long unread."""
 
+HEAD_CHARS_PER_TOKEN = 8
+"""Of a text longer than this many characters per token of the max length, only the head is
+tokenized when the head alone is over the max length (natural text: about 4 per token)."""
+HEAD_MARGIN = 16
+"""Tokens a head must exceed the max length by (a word cut at the head's end can gain some)."""
+
 ITEM_CHARS_PER_TOKEN = 64
 """A server refuses a text over this many characters per token of the max length (natural text
 has about 4 characters per token, so this lets through about 16 times what the model reads)."""
@@ -101,20 +107,32 @@ class EnsembleScorer:
 
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:
         """``[n]`` token counts of ``texts`` (no special tokens), for the batch budget and the
-        over-long check.
+        over-long check; a count over the max length may be given as max length + 1.
 
-        A text longer than :data:`CHARS_PER_TOKEN_LIMIT` characters per token of the model's
-        max length is counted as max length + 1 without being tokenized: it is over the limit
-        for any natural text, and tokenizing megabytes would hold up the server.
+        Tokenizing costs time in proportion to the text, and only counts up to the max length
+        matter, so long texts are not read to their end: one longer than
+        :data:`CHARS_PER_TOKEN_LIMIT` characters per token of the max length is over it for
+        any natural text, counted unread; of one longer than :data:`HEAD_CHARS_PER_TOKEN` per
+        token, the head of that many characters is tokenized first, and if the head alone is
+        over the max length (by a margin: a word cut in two can gain tokens), so is the text.
         """
-        cap = CHARS_PER_TOKEN_LIMIT * self.max_length
-        short = [i for i, t in enumerate(texts) if len(t) <= cap]
-        counts = np.full(len(texts), self.max_length + 1, dtype=np.int64)
-        if short:
-            ids = self.tokenizer([texts[i] for i in short], add_special_tokens=False,
-                                 truncation=False, verbose=False)["input_ids"]
-            counts[short] = [len(x) for x in ids]
+        over = self.max_length + 1
+        head = HEAD_CHARS_PER_TOKEN * over
+        counts = np.full(len(texts), over, dtype=np.int64)
+        short = [i for i, t in enumerate(texts) if len(t) <= CHARS_PER_TOKEN_LIMIT * over]
+        counts[short] = self._count([texts[i][:head] for i in short])
+        unsure = [i for i in short if len(texts[i]) > head and counts[i] <= over + HEAD_MARGIN]
+        counts[unsure] = self._count([texts[i] for i in unsure])
+        long = np.array([len(t) > head for t in texts], dtype=bool)
+        counts[long & (counts > over)] = over  # read in part: known to be over, not by how much
         return counts
+
+    def _count(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = self.tokenizer(texts, add_special_tokens=False, truncation=False,
+                             verbose=False)["input_ids"]
+        return [len(x) for x in ids]
 
     def warm_up(self) -> None:
         """Load the tokenizer and the weights now (they load lazily): a server's first request
