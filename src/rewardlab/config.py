@@ -667,7 +667,8 @@ class ServeConfig:
     """TCP port to listen on."""
     reward: Literal["mean", "uwo", "min"] = "uwo"
     """The reward /get_reward returns (OpenRLHF trains on it): the members' mean, uwo (mean -
-    penalty * variance) or min (the worst member).
+    penalty * variance) or min (the worst member). A one-member model has no uncertainty, so
+    it serves the mean, and says so at start.
     """
     api_key: str | None = None
     """Require 'Authorization: Bearer KEY' on every endpoint but /health (default:

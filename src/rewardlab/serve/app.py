@@ -8,17 +8,26 @@ Endpoints:
     "labels": [...]}`` (``openrlhf/utils/remote_rm_utils.py``: ``remote_rm_fn`` /
     ``request_api_wrapper``; before 0.6 only ``query``) and reads ``rewards`` from the JSON
     answer; 0.8 also reads ``scores`` and ``extra_logs`` when present, as its own ``serve_rm``
-    sends them. The answer is ``{"rewards": [...], "scores": [...] (the same),
-    "extra_logs": {"reward_mean": [...], "reward_std": [...]}}``, with ``rewards`` the
-    ``--reward`` kind. Unknown keys are ignored (forks add some).
+    sends them (0.11: ``SingleTurnAgentExecutor._fetch_rewards_via_http`` in
+    ``openrlhf/utils/agent.py``, with aiohttp; a failed request is retried 5 times, then the
+    rollout gets no reward). The answer is ``{"rewards": [...], "scores": [...] (the same),
+    "extra_logs": {"reward_mean", "reward_std", "prompt_not_found", "no_prompts"}}``, each a
+    per-item list (the last two 0 or 1), with ``rewards`` the ``--reward`` kind (``mean`` for a
+    one-member model). Queries lose the special tokens at their ends (the model tokenizer's and
+    ``--strip-tokens``); one without its prompt is scored whole against an empty prompt unless
+    ``--strict-prompts``. Unknown keys are ignored (forks add some).
 ``POST /score``
     rewardlab's own: ``{"prompts": [...], "responses": [...]}`` in; per item ``mean``, ``std``,
     ``members``, ``uwo``, ``min`` and ``truncated`` out.
 ``GET /health``, ``GET /info``
-    liveness (never needs the API key), and the model, M, backend, max length and penalty.
+    liveness (never needs the API key), and the model, M, backend, max length, penalty, the
+    reward served, the limits, and the counts: batches, ``server_errors``,
+    ``prompt_not_found`` and ``requests_without_prompts``.
 
-Every bad request gets a 4xx JSON answer ``{"detail": "..."}`` naming the field and item; no
-request can make the server answer with a traceback.
+Every bad request gets a 4xx JSON answer ``{"detail": "..."}`` naming the field and item (text
+that is not valid Unicode, or over ``--max-item-chars``, included); no request can make the
+server answer with a traceback, and an internal error is a counted 500 that keeps the
+connection open.
 """
 
 from __future__ import annotations
@@ -156,7 +165,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def refused(request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
-
 
 
 @dataclass
