@@ -427,11 +427,24 @@ class StrengthConfig:
     """With --categories threshold: mean strength < -tau is incorrect, |mean strength| <= tau
     ambiguous.
     """
+    self_test: bool = False
+    """Run the self-test even where it is costly (the finetune backend): flip a known share of
+    the training labels, measure cross-fitted strength on that copy and report how well the
+    ensemble finds them. By default it runs where it is cheap (the embedding backend).
+    """
+    no_self_test: bool = False
+    """Skip the self-test; the auto and posterior methods then act on the noise estimate alone."""
+    self_test_rate: float = 0.1
+    """Share of training labels the self-test flips."""
 
     def __post_init__(self) -> None:
         _check_literals(self)
         _at_least(self, 2, "folds")
         _at_least(self, 0, "tau")
+        if self.self_test and self.no_self_test:
+            raise ConfigError("--self-test and --no-self-test: choose one")
+        if not 0 < self.self_test_rate < 0.5:
+            raise ConfigError(f"--self-test-rate must be in (0, 0.5), got {self.self_test_rate}")
 
 
 @dataclass
@@ -441,8 +454,11 @@ class DenoiseConfig:
 
     method: str | None = None
     """Named preset: baseline, flip, drop, smooth, margin, flip+margin, soft+margin,
-    soft+margin:flipped; NAME@X sets its main knob (flip@0.1), NAME@auto sizes a flip or drop cut
-    from the estimated noise rate. Explicit options below override the rest.
+    soft+margin:flipped, soft; NAME@X sets its main knob (flip@0.1), NAME@auto sizes a flip or
+    drop cut from the estimated noise rate, flip@posterior flips pairs whose P(label wrong) > 0.5
+    and soft@posterior trains towards 1 - P(label wrong). The auto and posterior methods act only
+    when the self-test found the ensemble strong enough. Explicit options below override the
+    rest.
     """
     strength_file: str | None = None
     """A strength.parquet (from `rewardlab strength`, or its output folder), joined to the training
