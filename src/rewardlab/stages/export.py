@@ -119,7 +119,8 @@ def _choose_plan(layout: RunLayout, denoise: DenoiseConfig) -> tuple[DenoisePlan
     best = (summary.get("best_method") or {}).get("method", "baseline")
     method = supported_method(summary) if summary.get("best_method") else "baseline"
     plan = bind_floor(plan_from_config(dataclasses.replace(denoise, method=method)), floor)
-    why = ("the run's best on validation, with a test gain its interval supports"
+    why = ("the run's best on validation" + ("" if best == "baseline" else
+                                              ", with a test gain its interval supports")
            if method == best else f"the run's best on validation, {best}, is not "
            f"distinguishable from the baseline on test")
     return plan, [f"method: {method}: {why} (from run.json); --method NAME exports another"]
