@@ -252,6 +252,7 @@ def test_gain_interval_reads_the_saved_predictions(tmp_path: Path) -> None:
     rows = {"method": ["baseline"] * n + ["flip"] * n, "split": ["test"] * (2 * n),
             "pair": [*range(n), *reversed(range(n))],  # order must not matter
             "delta_mean": [0.0] * (2 * n), "correct": [*base, *better[::-1]]}
+    rows["delta_seeds"] = [[1.0 if c else -1.0] for c in rows["correct"]]  # one seed
     write_table(out.compare_predictions, pa.table(rows))
     res = gain_interval(out, {"method": "flip", "gain_split": "test"})
     gain = float((better - base).mean())
