@@ -99,10 +99,10 @@ def test_shp_without_its_table_is_refused(tmp_path: Path, kind: str) -> None:
     # wins) read through it would load every pair backwards: a numeric winner column that is not
     # a documented index column is refused until --winner-values says what its numbers mean.
     path = write(tmp_path / f"shp.{kind}", shp(labels(1)))
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(DataError) as info:
         read_preferences(path, mapping=SHP_MAP, on_bad="skip")
     message = str(info.value)
-    assert message.startswith(f"--map: {path}: the winner column 'labels' holds numbers "
+    assert message.startswith(f"{path}: field 'labels': the --map winner column holds numbers "
                               "(values seen: 0, 1)")
     assert "score_a=labels,score_b=COLUMN" in message and "--winner-values" in message
 

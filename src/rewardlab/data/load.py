@@ -25,7 +25,7 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from rewardlab.data.formats import (
 from rewardlab.data.io import Input, resolve_inputs
 from rewardlab.data.load_report import LoadReport
 from rewardlab.data.mapping import (
+    as_number,
     looks_like_score,
     looks_like_winner,
     parse_mapping,
@@ -250,7 +251,7 @@ def _read_input(unit: Input, columns: Columns, on_bad: str, max_record_bytes: in
 _VALUES_SHOWN = 8
 
 
-def _numeric_winner(name: str, exc: NumericWinner, rest: RawRecords) -> ValueError:
+def _numeric_winner(name: str, exc: NumericWinner, rest: RawRecords) -> DataError:
     """The refusal of a numeric winner column, naming the values the input holds."""
     seen = {winner_key(exc.value): None}
     for _, record in rest:
@@ -262,13 +263,14 @@ def _numeric_winner(name: str, exc: NumericWinner, rest: RawRecords) -> ValueErr
             seen.setdefault(winner_key(value))
     values = ", ".join(str(v) for v in sorted(seen, key=lambda k: float(k)
                                               if _numeric(k) else math.inf))
-    return ValueError(
-        f"--map: {name}: the winner column {exc.column!r} holds numbers (values seen: {values}), "
-        "and no --winner-values says what they mean; read through the default table, 0 would "
+    # Never skipped: every record of the column would be read the same wrong way.
+    return DataError(
+        f"the --map winner column holds numbers (values seen: {values}), and no "
+        "--winner-values says what they mean; read through the default table, 0 would "
         "mean a wins, 1 b wins, and any other number would be refused. If the column is a's "
         f"score, map both scores instead: score_a={exc.column},score_b=COLUMN (the higher wins; "
         "--min-score-gap G makes closer scores ties). If its numbers say which response won, "
-        "say what each means, e.g. --winner-values 1=a,0=b,0.5=tie")
+        "say what each means, e.g. --winner-values 1=a,0=b,0.5=tie", file=name, field=exc.column)
 
 
 def _numeric(key: str | None) -> bool:
@@ -294,29 +296,61 @@ def _check_not_empty(unit: Input, records: int, skipped: int, ties: int, first_p
 
 
 def _label_warnings(name: str, pairs: list[Pair], columns: Columns) -> list[str]:
-    """Warnings for extra columns of one input that look like an unused winner label."""
+    """Warnings for extra columns of one input that look like an unused winner label, score or
+    preference, or per-side scores that disagree with the chosen/rejected order."""
     warnings = []
     extra_names = dict.fromkeys(key for pair in pairs for key in pair.extras)
     for column in extra_names:
         if column == columns.winner or column in columns.reserved():
             continue  # the label this input was read with, or a column rewardlab wrote
-        values = looks_like_winner(column, (pair.extras.get(column) for pair in pairs))
-        if values is not None:
-            warnings.append(
-                f"{name}: column {column!r} looks like a winner label (values: "
-                f"{', '.join(values[:6])}) but did not decide which response is chosen; if it "
+        values = [pair.extras.get(column) for pair in pairs]
+        twin = _twin(column, extra_names)
+        if twin is not None:
+            warning = _side_warning(name, column, twin, pairs)
+        elif _twin(column.replace("rejected", "chosen"), extra_names) is not None:
+            continue  # the rejected side of a pair of side columns, checked with its twin
+        else:
+            warning = _leftover_warning(name, column, values)
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
+def _twin(column: str, names: Mapping[str, None]) -> str | None:
+    """The ``rejected`` twin of a ``chosen`` column (``chosen_rating`` -> ``rejected_rating``)."""
+    twin = column.replace("chosen", "rejected")
+    return twin if "chosen" in column and twin in names and twin != column else None
+
+
+def _side_warning(name: str, chosen: str, rejected: str, pairs: list[Pair]) -> str | None:
+    """Per-side scores (``chosen_rating``/``rejected_rating``) that rank rejected higher."""
+    below = 0
+    for pair in pairs:
+        c, r = as_number(pair.extras.get(chosen)), as_number(pair.extras.get(rejected))
+        below += c is not None and r is not None and c < r
+    if not below:
+        return None
+    return (f"{name}: column {chosen!r} is below {rejected!r} in {below:,} of {len(pairs):,} "
+            "pairs, so those pairs may be backwards; to let the scores decide, map a=CHOSEN,"
+            f"b=REJECTED,score_a={chosen},score_b={rejected}")
+
+
+def _leftover_warning(name: str, column: str, values: list[Any]) -> str | None:
+    """A leftover column that looks like a winner label, score or preference."""
+    shown = looks_like_winner(column, values)
+    if shown is not None:
+        return (f"{name}: column {column!r} looks like a winner label (values: "
+                f"{', '.join(shown[:6])}) but did not decide which response is chosen; if it "
                 "says which response won, map the two responses as a and b and the label as "
                 f"winner, e.g. a=COLUMN,b=COLUMN,winner={column}")
-            continue
-        values = looks_like_score(column, (pair.extras.get(column) for pair in pairs))
-        if values is not None:
-            warnings.append(
-                f"{name}: column {column!r} holds numbers and is named like a score, rating or "
-                f"preference (values: {', '.join(values[:6])}) but did not decide which "
-                "response is chosen; if it says which response is better, map the two responses "
-                f"as a and b and read it with winner={column} and --winner-values (what each "
-                "value means), or, for one score per response, score_a=COLUMN,score_b=COLUMN")
-    return warnings
+    shown = looks_like_score(column, values)
+    if shown is None:
+        return None
+    return (f"{name}: column {column!r} holds numbers and is named like a score, rating or "
+            f"preference (values: {', '.join(shown[:6])}) but did not decide which response "
+            "is chosen; if it says which response is better, map the two responses as a and b "
+            f"and read it with winner={column} and --winner-values (what each value means), "
+            "or, for one score per response, score_a=COLUMN,score_b=COLUMN")
 
 
 def _input_ids(pairs: list[Pair], columns: Columns) -> list[str]:
