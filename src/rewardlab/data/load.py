@@ -245,6 +245,12 @@ def _read_input(unit: Input, columns: Columns, on_bad: str, max_record_bytes: in
     report.ties_dropped += ties
     _check_not_empty(unit, records, skipped, ties, first_problem, len(rows.pairs) - start)
     rows.ids.extend(_input_ids(rows.pairs[start:], columns))
+    kept = sum(pair.source_kept for pair in rows.pairs[start:])
+    if kept:
+        report.warnings.append(
+            f"{unit.name}: column 'source' is not a string in {kept:,} pair(s) (rewardlab's "
+            "own source column is one name per pair): kept as 'input_source'; those pairs' "
+            f"source is {unit.default_source!r}")
     report.warnings.extend(_label_warnings(unit.name, rows.pairs[start:], columns))
 
 
