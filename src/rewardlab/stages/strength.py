@@ -412,6 +412,7 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
     s = res.summary
     lines = [f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "
              f"{s['fraction_negative']:.1%} have mean strength < 0"]
+    lines += report.problem_lines()  # skips, ties and warnings: shown even with --quiet
     if s["ties_left_out"]:
         lines.append(f"{s['ties_left_out']} kept ties have no direction: left out of ranks, "
                      "groups, categories and the fractions above")
