@@ -316,7 +316,10 @@ def _label_warnings(name: str, pairs: list[Pair], columns: Columns) -> list[str]
         elif _twin(column.replace("rejected", "chosen"), extra_names) is not None:
             continue  # the rejected side of a pair of side columns, checked with its twin
         else:
-            warning = _leftover_warning(name, column, values)
+            # Where a label, two scores or a ranking decided, a numeric leftover is metadata
+            # (SHP's score_A); where nothing did, it may be the label that was missed.
+            decided = columns.winner or columns.score_a or columns.responses
+            warning = _leftover_warning(name, column, values, scores=not decided)
         if warning:
             warnings.append(warning)
     return warnings
@@ -341,7 +344,7 @@ def _side_warning(name: str, chosen: str, rejected: str, pairs: list[Pair]) -> s
             f"b=REJECTED,score_a={chosen},score_b={rejected}")
 
 
-def _leftover_warning(name: str, column: str, values: list[Any]) -> str | None:
+def _leftover_warning(name: str, column: str, values: list[Any], *, scores: bool) -> str | None:
     """A leftover column that looks like a winner label, score or preference."""
     shown = looks_like_winner(column, values)
     if shown is not None:
@@ -349,7 +352,7 @@ def _leftover_warning(name: str, column: str, values: list[Any]) -> str | None:
                 f"{', '.join(shown[:6])}) but did not decide which response is chosen; if it "
                 "says which response won, map the two responses as a and b and the label as "
                 f"winner, e.g. a=COLUMN,b=COLUMN,winner={column}")
-    shown = looks_like_score(column, values)
+    shown = looks_like_score(column, values) if scores else None
     if shown is None:
         return None
     return (f"{name}: column {column!r} holds numbers and is named like a score, rating or "

@@ -218,7 +218,7 @@ def _check(ok: bool, flag: str, problem: str) -> None:
 
 
 # Column names that usually hold a winner label ("preferred", "labels", "better_response_id").
-_LABEL_NAME = re.compile(r"prefer|winner|label|better|choice|chose|chosen|pick|verdict|win$")
+_LABEL_NAME = re.compile(r"prefer|winner|label|better|safer|choice|chose|chosen|pick|verdict|win$")
 _SIDE_WORDS = frozenset({"a", "b", "model_a", "model_b"})
 _MAX_DISTINCT = 8
 
