@@ -69,6 +69,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardlab.data.dialogue import (
+    ASSISTANT_MARKER,
+    Message,
+    is_dialogue,
+    render_messages,
+    split_hh,
+    split_messages,
+)
 from rewardlab.data.errors import (
     BAD_COLUMN_NAME,
     MISSING_FIELD,
@@ -105,8 +113,6 @@ __all__ = [
     "split_hh",
 ]
 
-ASSISTANT_MARKER = "\n\nAssistant:"
-ROLE_NAMES = {"user": "Human", "human": "Human", "assistant": "Assistant", "system": "System"}
 MESSAGE_COLUMNS = ("prompt_messages", "chosen_messages", "rejected_messages")
 """Conversational pairs also keep their messages (``[{role, content}, ...]``, prompt and the two
 responses as split), so an export can write TRL's conversational format instead of flattened
@@ -118,8 +124,6 @@ RESERVED_COLUMNS = frozenset({"id", "prompt", "chosen", "rejected", "source", "s
                               *MESSAGE_COLUMNS, PROMPT_TEXT_COLUMN})
 """Output columns the loader writes itself; an extra input column of the same name is kept as
 ``input_<name>`` so that nothing is overwritten (``target`` too, when ties are kept)."""
-
-Message = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -244,10 +248,6 @@ def detect_format(record: Mapping[str, Any], columns: Columns) -> str | None:
                 None)
 
 
-def _is_dialogue(text: str) -> bool:
-    return ASSISTANT_MARKER in text and "Human:" in text
-
-
 def diagnose(record: Mapping[str, Any]) -> DataError:
     """The first problem of a record whose layout could not be detected."""
     for name in ("chosen", "rejected"):
@@ -330,7 +330,7 @@ def _sided_pair(record: Mapping[str, Any], columns: Columns, first: str, second:
     if isinstance(x, list) and isinstance(y, list):
         return _message_pair(record, first, second, columns)
     if isinstance(x, str) and isinstance(y, str):
-        hh = not _has_prompt(record, columns) and _is_dialogue(x) and _is_dialogue(y)
+        hh = not _has_prompt(record, columns) and is_dialogue(x) and is_dialogue(y)
         return _text_pair(record, x, y, columns, hh=hh)
     raise _mixed_responses(record, first, second)
 
@@ -512,31 +512,6 @@ def _text(record: Mapping[str, Any], name: str, note: str) -> str:
     return value
 
 
-def split_hh(chosen: str, rejected: str) -> tuple[str, str, str, bool]:
-    """Split two HH dialogues into ``(prompt, chosen_response, rejected_response, early)``.
-
-    The prompt is the shared prefix cut right after its last ``"\\n\\nAssistant:"``; the
-    responses are the exact remainders (no text is dropped or stripped). ``early`` is true when
-    that cut is not at the last marker of both dialogues, or when they share no marker at all
-    (then the prompt is empty and the responses are the whole dialogues).
-    """
-    # Walk chosen's markers from the end: the first marker whose prefix rejected shares is the
-    # cut. This equals "longest common prefix, cut back to a marker" but costs one C-level
-    # comparison per marker instead of a Python loop over characters.
-    end = len(chosen)
-    cut = 0
-    while (pos := chosen.rfind(ASSISTANT_MARKER, 0, end)) >= 0:
-        stop = pos + len(ASSISTANT_MARKER)
-        if rejected.startswith(chosen[:stop]):
-            cut = stop
-            break
-        end = stop - 1
-    last_c = chosen.rfind(ASSISTANT_MARKER) + len(ASSISTANT_MARKER)
-    last_r = rejected.rfind(ASSISTANT_MARKER) + len(ASSISTANT_MARKER)
-    early = cut == 0 or last_c != cut or last_r != cut
-    return chosen[:cut], chosen[cut:], rejected[cut:], early
-
-
 def _messages(record: Mapping[str, Any], name: str) -> list[Message]:
     value = record.get(name)
     if name not in record:
@@ -562,35 +537,9 @@ def _messages(record: Mapping[str, Any], name: str) -> list[Message]:
 def _conversational(chosen: list[Message], rejected: list[Message],
                     prompt: list[Message] | None) -> Pair:
     """A pair of two message lists; without ``prompt``, the shared leading messages are it."""
-    if prompt is None:
-        k = 0
-        while k < min(len(chosen), len(rejected)) and chosen[k] == rejected[k]:
-            k += 1
-        # Cut back so both responses open with an assistant turn, as the HH rule cuts at a
-        # shared "Assistant:" marker; identical conversations keep their last assistant turn.
-        while k > 0 and not (k < len(chosen) and k < len(rejected)
-                             and chosen[k][0] == "assistant" == rejected[k][0]):
-            k -= 1
-        prompt, chosen, rejected = chosen[:k], chosen[k:], rejected[k:]
-    early = any(role != "assistant" for role, _ in chosen + rejected)
-    prompt_text = render_messages(prompt) + ASSISTANT_MARKER if prompt else ""
-    return Pair(prompt_text, _render_response(chosen, prompt_text),
-                _render_response(rejected, prompt_text), prompt_present=True,
-                early_divergence=early, messages=(prompt, chosen, rejected))
-
-
-def render_messages(messages: list[Message]) -> str:
-    """HH-style text of ``messages``: ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``."""
-    return "".join(f"\n\n{ROLE_NAMES.get(role, role.capitalize())}: {content}"
-                   for role, content in messages)
-
-
-def _render_response(messages: list[Message], prompt_text: str) -> str:
-    # The prompt already ends with "\n\nAssistant:", so an opening assistant message continues
-    # it with " content" -- the same split HH data gets.
-    if prompt_text and messages and messages[0][0] == "assistant":
-        return " " + messages[0][1] + render_messages(messages[1:])
-    return render_messages(messages)
+    split = split_messages(chosen, rejected, prompt)
+    return Pair(split.prompt_text, split.chosen_text, split.rejected_text, prompt_present=True,
+                early_divergence=split.early, messages=split.messages)
 
 
 def _both(record: Mapping[str, Any], kind: type) -> bool:
@@ -612,8 +561,8 @@ LAYOUTS: dict[str, Layout] = {
     "winner": Layout(lambda r, c: c.winner is not None, _winner),
     "mapped": Layout(lambda r, c: bool(c.mapped), _explicit),
     "conversational": Layout(lambda r, c: _both(r, list), _explicit),
-    "hh": Layout(lambda r, c: _both(r, str) and "prompt" not in r and _is_dialogue(r["chosen"])
-                 and _is_dialogue(r["rejected"]), _hh),
+    "hh": Layout(lambda r, c: _both(r, str) and "prompt" not in r and is_dialogue(r["chosen"])
+                 and is_dialogue(r["rejected"]), _hh),
     "explicit": Layout(lambda r, c: _both(r, str), _explicit),
 }
 """Layout name -> detection rule and reader, tried in this order. A new layout is one entry."""
