@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pref_files import write, write_jsonl
+from pref_files import good_sides, sides, write, write_jsonl
 
 from rewardlab.data import DataError, read_preferences, split_train_valid_test
 from rewardlab.data.ranked import rank_pairs, score_side
@@ -20,14 +20,7 @@ N = 20
 
 
 def goods(seed: int) -> list[str]:
-    """Which side holds the better response, row by row."""
-    rng = random.Random(seed)
-    return [rng.choice("ab") for _ in range(N)]
-
-
-def texts(good: str, i: int) -> tuple[str, str]:
-    pair = (f"good answer {i}", f"bad answer {i}")
-    return pair if good == "a" else pair[::-1]
+    return good_sides(seed, N)
 
 
 def assert_oriented(ds: Any, rows: list[int] | None = None) -> None:
@@ -44,7 +37,7 @@ def webgpt(good: list[str], tie_every: int = 0) -> list[dict[str, Any]]:
     """WebGPT comparisons: question is an object, score_0 = -score_1 in [-1, 1] (0: a tie)."""
     rows = []
     for i, g in enumerate(good):
-        a, b = texts(g, i)
+        a, b = sides(g, i)
         score = 0.0 if tie_every and i % tie_every == 0 else (1.0 if g == "a" else -1.0)
         rows.append({"question": {"dataset": "eli5", "id": f"q{i}", "full_text": f"Why {i}?"},
                      "quotes_0": {"title": [], "extract": []}, "answer_0": a,
@@ -67,7 +60,7 @@ def test_score_column_as_winner_is_refused(tmp_path: Path, on_bad: str) -> None:
 
 
 def test_documented_index_columns_still_read_without_a_table(tmp_path: Path) -> None:
-    rows = [{"prompt": f"q{i}", "response_0": texts(g, i)[0], "response_1": texts(g, i)[1],
+    rows = [{"prompt": f"q{i}", "response_0": sides(g, i)[0], "response_1": sides(g, i)[1],
              "better_response_id": 0 if g == "a" else 1,
              "safer_response_id": 1 if g == "a" else 0} for i, g in enumerate(goods(2))]
     path = write(tmp_path / "pku.csv", rows)
@@ -95,8 +88,8 @@ def helpsteer2(good: list[str], tie_every: int = 5) -> list[dict[str, Any]]:
     rows = []
     for i, g in enumerate(good):
         strength = 0 if i % tie_every == 0 else (-(1 + i % 3) if g == "a" else 1 + i % 3)
-        rows.append({"split": "train", "prompt": f"question {i}", "response_1": texts(g, i)[0],
-                     "response_2": texts(g, i)[1], "preference_strength": strength,
+        rows.append({"split": "train", "prompt": f"question {i}", "response_1": sides(g, i)[0],
+                     "response_2": sides(g, i)[1], "preference_strength": strength,
                      "preference_statement": "@Response 1 is better.",
                      "preference_elaboration": "Because."})
     return rows
@@ -212,8 +205,8 @@ def summarize(good: list[str]) -> list[dict[str, Any]]:
     """OpenAI summarize-from-feedback comparisons: choice is the index of the better summary."""
     return [{"info": {"id": f"t3_{i}", "post": f"post {i}", "title": "t", "subreddit": "r",
                       "site": None, "article": None},
-             "summaries": [{"text": texts(g, i)[0], "policy": "p1", "note": None},
-                           {"text": texts(g, i)[1], "policy": "p2", "note": None}],
+             "summaries": [{"text": sides(g, i)[0], "policy": "p1", "note": None},
+                           {"text": sides(g, i)[1], "policy": "p2", "note": None}],
              "choice": 0 if g == "a" else 1, "worker": "w", "batch": "b1", "split": "train",
              "extra": {"confidence": 7}} for i, g in enumerate(good)]
 
@@ -243,7 +236,7 @@ def chat(question: str, answer: str) -> list[dict[str, str]]:
 def ultrafeedback_binarized(good: list[str]) -> list[dict[str, Any]]:
     rows = []
     for i, g in enumerate(good):
-        a, b = texts(g, i)
+        a, b = sides(g, i)
         better, worse = (a, b) if g == "a" else (b, a)
         rows.append({"prompt": f"question {i}", "prompt_id": f"id{i}",
                      "chosen": chat(f"question {i}", better),

@@ -4,12 +4,11 @@ an in-house a/b layout; ties; unknown labels; and the warning for an unused labe
 from __future__ import annotations
 
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pref_files import write, write_jsonl
+from pref_files import good_sides, sides, write, write_jsonl
 
 from rewardlab.data import DataError, load_preferences, read_preferences
 from rewardlab.data.mapping import (
@@ -23,15 +22,7 @@ N = 24
 
 
 def labels(seed: int) -> list[str]:
-    """Which response is the good one, row by row: a random mix of "a" and "b"."""
-    rng = random.Random(seed)
-    return [rng.choice("ab") for _ in range(N)]
-
-
-def sides(good: str, i: int) -> tuple[str, str]:
-    """(a text, b text) of row ``i`` with the good response on side ``good``."""
-    texts = (f"good answer {i}", f"bad answer {i}")
-    return texts if good == "a" else texts[::-1]
+    return good_sides(seed, N)
 
 
 def assert_good_chosen(ds: Any) -> None:
