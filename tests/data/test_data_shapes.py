@@ -133,15 +133,19 @@ def test_which_numeric_leftovers_warn(tmp_path: Path, name: str, warn: bool) -> 
     assert bool(report.warnings) == warn
 
 
-def test_side_scores_that_disagree_with_the_order(tmp_path: Path) -> None:
-    # Argilla-style chosen_rating/rejected_rating: in order, no warning; one reversed, a warning.
-    rows = [{"prompt": f"q{i}", "chosen": f"c{i}", "rejected": f"r{i}", "chosen_rating": 5.0,
-             "rejected_rating": 2.0} for i in range(5)]
+@pytest.mark.parametrize(("chosen", "rejected"), [("chosen_rating", "rejected_rating"),
+                                                  ("score_chosen", "score_rejected")])
+def test_side_scores_that_disagree_with_the_order(tmp_path: Path, chosen: str,
+                                                  rejected: str) -> None:
+    # Argilla's chosen_rating/rejected_rating, UltraFeedback's score_chosen/score_rejected: in
+    # order, no warning; one pair reversed, a warning that counts it.
+    rows = [{"prompt": f"q{i}", "chosen": f"c{i}", "rejected": f"r{i}", chosen: 5.0,
+             rejected: 2.0} for i in range(5)]
     assert read_preferences(write_jsonl(tmp_path / "a.jsonl", rows))[1].warnings == []
-    rows[3]["rejected_rating"] = 9.0
+    rows[3][rejected] = 9.0
     warnings = read_preferences(write_jsonl(tmp_path / "a.jsonl", rows))[1].warnings
     assert len(warnings) == 1
-    assert "'chosen_rating' is below 'rejected_rating' in 1 of 5 pairs" in warnings[0]
+    assert f"{chosen!r} is below {rejected!r} in 1 of 5 pairs" in warnings[0]
 
 
 def test_inspect_text_shows_warnings_and_ties(tmp_path: Path) -> None:
