@@ -166,8 +166,11 @@ class LoadConfig:
 
     map: str | None = None
     """Column mapping for inputs in another layout: prompt=instruction,chosen=output_1,
-    rejected=output_2, or two responses and a column naming the better one:
-    prompt=instruction,a=output_a,b=output_b,winner=preferred.
+    rejected=output_2; or two responses and a column naming the better one:
+    prompt=instruction,a=output_a,b=output_b,winner=preferred; or one score each:
+    a=answer_0,b=answer_1,score_a=score_0,score_b=score_1; or a ranked list:
+    responses=answers,text=answer,rank=rank (or score=FIELD). Columns may be dotted paths into
+    nested values: prompt=info.post,a=summaries.0.text. See docs/datasets.md.
     """
     winner_values: str | None = None
     """How the winner column's values read, replacing the default table (a/b, A/B,
@@ -177,6 +180,13 @@ class LoadConfig:
     ties: Literal["drop", "half"] = "drop"
     """Pairs whose winner is a tie: drop them (counted), or keep them with target 0.5 (A as
     chosen), which the loss reads as "no preference".
+    """
+    min_score_gap: float = 0.0
+    """Two scores (score_a/score_b, or a ranking's score) at most this far apart are a tie."""
+    ranking_pairs: Literal["all", "best-worst", "adjacent"] = "all"
+    """Pairs a ranked list of K responses gives: all K(K-1)/2 (the default: every judgement the
+    ranking makes, as InstructGPT trains on all of a prompt's comparisons), best-worst (one, the
+    clearest), or adjacent (K-1 neighbours, the finest distinctions).
     """
     max_record_bytes: int = 64 * 1024 * 1024
     """Largest single record (a JSON line or array element, a CSV cell) read; a longer one is a
@@ -196,6 +206,7 @@ class LoadConfig:
 
         _check_literals(self)
         _at_least(self, 1, "max_record_bytes")
+        _at_least(self, 0, "min_score_gap")
         mapping = _data_check("map", parse_mapping, self.map)
         _data_check("winner_values", parse_winner_values, self.winner_values)
         _check(self.winner_values is None or bool(mapping and "winner" in mapping),
@@ -212,7 +223,8 @@ class LoadConfig:
         """Keyword arguments of :func:`rewardlab.data.read_preferences`."""
         return {"mapping": self.mapping, "on_bad": self.on_bad,
                 "drop_suspicious": self.drop_suspicious, "winner_values": self.winner_values,
-                "ties": self.ties, "max_record_bytes": self.max_record_bytes}
+                "ties": self.ties, "max_record_bytes": self.max_record_bytes,
+                "min_score_gap": self.min_score_gap, "ranking_pairs": self.ranking_pairs}
 
 
 @dataclass
@@ -651,6 +663,8 @@ class ScoreConfig:
 
     chunk: int = 256
     """Items scored per step (the progress bar moves once per step)."""
+    overwrite: bool = False
+    """Replace an existing output file."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "chunk")

@@ -35,7 +35,7 @@ from rewardlab.config import (
     OutputConfig,
     RunDirConfig,
 )
-from rewardlab.data.formats import MESSAGE_COLUMNS
+from rewardlab.data.formats import MESSAGE_COLUMNS, PROMPT_TEXT_COLUMN
 from rewardlab.denoise import PRESETS, DenoisePlan, bind_floor, training_set
 from rewardlab.files import read_json, write_jsonl, write_table
 from rewardlab.layout import STRENGTH_COLUMNS, RunLayout, find_strength_file, supported_method
@@ -95,13 +95,20 @@ def export_table(strength: pa.Table, plan: DenoisePlan) -> tuple[pa.Table, dict[
 def _as_messages(rows: list[dict[str, Any]]) -> bool:
     """Write conversational input in TRL's conversational format: ``prompt``, ``chosen`` and
     ``rejected`` as lists of ``{role, content}`` messages (the loader kept them beside the
-    flattened text; an empty response stays an empty message). Only when every row has them:
+    flattened text; an empty response stays an empty message), or, where the input's prompt was
+    a string, that string with responses that repeat its turns. Only when every row has them:
     one file cannot mix text and message columns."""
     if not rows or any(r.get(MESSAGE_COLUMNS[0]) is None for r in rows):
         return False
     for row in rows:
         for name, messages in zip(("prompt", "chosen", "rejected"), MESSAGE_COLUMNS, strict=True):
             row[name] = row.pop(messages)
+        text = row.pop(PROMPT_TEXT_COLUMN, None)
+        if text is not None:
+            # The input's shape: a string prompt, and responses that open with its turns.
+            turns = row["prompt"]
+            row["prompt"], row["chosen"], row["rejected"] = (
+                text, turns + row["chosen"], turns + row["rejected"])
     return True
 
 

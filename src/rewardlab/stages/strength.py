@@ -271,7 +271,8 @@ def strength_columns(delta: np.ndarray, strength: StrengthConfig,
 
     Pairs with chosen == rejected (``identical``, ``[N]`` bool) carry no preference: they are
     left out before ranking, so they never pile into one strength group, and their rank, group
-    and category are null.
+    and category are null. Callers pass kept ties (target 0.5) here too: a tie has no direction,
+    so a low Δ on it says nothing about a wrong label.
     """
     stats = strength_statistics(delta)
     ok = ~np.asarray(identical, dtype=bool)
@@ -393,9 +394,10 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
                             progress=progress)
     delta = ensemble.delta
     identical = pairs.identical()
-    cols = strength_columns(delta, strength, identical)
+    ties = (pairs.label_target == 0.5) & ~identical  # kept ties (--ties half): no direction
+    cols = strength_columns(delta, strength, identical | ties)
     write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
-    ok = ~identical
+    ok = ~(identical | ties)
     stats = strength_statistics(delta[:, ok])
     summary: dict[str, Any] = {
         "n": len(pairs), "members": model.members, "scheme": strength.scheme,
@@ -403,6 +405,7 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
         "backend": model.backend, "model": model.model, "seed": model.seed,
         "categories": strength.categories,
         "identical_pairs_left_out": int(identical.sum()),
+        "ties_left_out": int(ties.sum()),
         # Over-long pairs are cut (never dropped); how many, and how, when the backend counts.
         "truncation": ensemble.truncation,
         "jobs": ensemble.jobs,
@@ -456,6 +459,10 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
     s = res.summary
     lines = [f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "
              f"{s['fraction_negative']:.1%} have mean strength < 0"]
+    lines += report.problem_lines()  # skips, ties and warnings: shown even with --quiet
+    if s["ties_left_out"]:
+        lines.append(f"{s['ties_left_out']} kept ties have no direction: left out of ranks, "
+                     "groups, categories and the fractions above")
     if "detection" in s:
         lines.append(f"injected flips found with AUROC {s['detection']['auroc']:.3f}")
     lines += noise_lines(s)
