@@ -313,7 +313,10 @@ def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
     if orientation not in ("label", "written"):
         raise ValueError(f"orientation must be 'label' or 'written', got {orientation!r}")
     identical = np.asarray(identical, dtype=bool)
-    result = denoise(strength_mean, plan, eligible=~identical, label_target=label_target)
+    # A kept tie (target 0.5) has no direction: no cut may spend a place on it.
+    ties = np.zeros_like(identical) if label_target is None else \
+        np.asarray(label_target, dtype=np.float64) == 0.5
+    result = denoise(strength_mean, plan, eligible=~identical & ~ties, label_target=label_target)
     keep = result.keep & ~identical
     idx = np.flatnonzero(keep)
     target, margin, flipped = result.target[idx], result.margin[idx], result.flipped[idx]

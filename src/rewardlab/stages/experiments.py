@@ -60,15 +60,16 @@ def _held_out_accuracy(model: Any, held_out: dict[str, PreparedPairs]) -> dict[s
 
 
 def _group_index(train: PreparedPairs, strength_mean: np.ndarray) -> tuple[np.ndarray, int]:
-    """Strength group (1..10, 0 for none) of each training pair, and how many identical pairs
-    (chosen == rejected) were left out before ranking: they carry no preference, all have
-    û = 0, and would otherwise pile into one group."""
-    ok = ~train.pairs.identical()
+    """Strength group (1..10, 0 for none) of each training pair, and how many pairs without a
+    direction were left out before ranking: identical pairs (chosen == rejected; all have
+    û = 0, and would pile into one group) and kept ties (target 0.5), as in the strength
+    stage."""
+    ok = ~train.pairs.identical() & (train.pairs.label_target != 0.5)
     if ok.sum() < N_GROUPS:
         raise ValueError(f"groups needs at least {N_GROUPS} training pairs that carry a "
                          f"preference (one per strength group); this split has {int(ok.sum())}"
-                         f" ({int((~ok).sum())} identical pairs left out). Use more data or "
-                         f"smaller --valid-frac/--test-frac")
+                         f" ({int((~ok).sum())} identical pairs or kept ties left out). Use "
+                         f"more data or smaller --valid-frac/--test-frac")
     groups = np.zeros(len(train), dtype=np.int64)
     groups[ok] = strength_groups(strength_ranks(strength_mean[ok]))
     return groups, int((~ok).sum())
