@@ -179,8 +179,7 @@ COMMANDS: dict[str, Command] = {
     "score": Command(
         "Score responses or pairs with a saved ensemble: mean, std, members, uwo and min.",
         "rewardlab.stages.score:score_command",
-        (Section("model_path", ModelPathConfig), DATA,
-         Section("load", LoadConfig, "loading", only=("map", "on_bad", "drop_suspicious")),
+        (Section("model_path", ModelPathConfig), DATA, LOAD,
          Section("uncertainty", UncertaintyConfig, "uncertainty"),
          Section("score", ScoreConfig, "scoring"), OUT, COMMON),
         TO_FILE),
@@ -380,9 +379,35 @@ def _message(exc: BaseException) -> str:
     return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
 
 
+def _attach_values(argv: Sequence[str], sub: argparse.ArgumentParser | None) -> list[str]:
+    """``--flag -3=a,...`` as ``--flag=-3=a,...``: argparse takes a value that starts with a
+    dash for a flag, so ``--winner-values -3=a`` would fail where ``--winner-values=-3=a``
+    works. Only a flag that takes one value, followed by something that is no flag it knows."""
+    if sub is None:
+        return list(argv)
+    takes_value = {s for a in sub._actions for s in a.option_strings if a.nargs is None}
+    known = {s for a in sub._actions for s in a.option_strings}
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if (arg in takes_value and nxt is not None and nxt.startswith("-") and len(nxt) > 1
+                and nxt.split("=", 1)[0] not in known):
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, subs = build_parser()
-    ns, extras = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    ns, extras = parser.parse_known_args(_attach_values(argv, subs.get(command or "")))
     if extras:
         _unknown_flags(subs[ns.command], extras)
     quiet = bool(getattr(ns, "CommonConfig.quiet", False))

@@ -166,8 +166,11 @@ class LoadConfig:
 
     map: str | None = None
     """Column mapping for inputs in another layout: prompt=instruction,chosen=output_1,
-    rejected=output_2, or two responses and a column naming the better one:
-    prompt=instruction,a=output_a,b=output_b,winner=preferred.
+    rejected=output_2; or two responses and a column naming the better one:
+    prompt=instruction,a=output_a,b=output_b,winner=preferred; or one score each:
+    a=answer_0,b=answer_1,score_a=score_0,score_b=score_1; or a ranked list:
+    responses=answers,text=answer,rank=rank (or score=FIELD). Columns may be dotted paths into
+    nested values: prompt=info.post,a=summaries.0.text. See docs/datasets.md.
     """
     winner_values: str | None = None
     """How the winner column's values read, replacing the default table (a/b, A/B,
@@ -177,6 +180,13 @@ class LoadConfig:
     ties: Literal["drop", "half"] = "drop"
     """Pairs whose winner is a tie: drop them (counted), or keep them with target 0.5 (A as
     chosen), which the loss reads as "no preference".
+    """
+    min_score_gap: float = 0.0
+    """Two scores (score_a/score_b, or a ranking's score) at most this far apart are a tie."""
+    ranking_pairs: Literal["all", "best-worst", "adjacent"] = "all"
+    """Pairs a ranked list of K responses gives: all K(K-1)/2 (the default: every judgement the
+    ranking makes, as InstructGPT trains on all of a prompt's comparisons), best-worst (one, the
+    clearest), or adjacent (K-1 neighbours, the finest distinctions).
     """
     max_record_bytes: int = 64 * 1024 * 1024
     """Largest single record (a JSON line or array element, a CSV cell) read; a longer one is a
@@ -196,6 +206,7 @@ class LoadConfig:
 
         _check_literals(self)
         _at_least(self, 1, "max_record_bytes")
+        _at_least(self, 0, "min_score_gap")
         mapping = _data_check("map", parse_mapping, self.map)
         _data_check("winner_values", parse_winner_values, self.winner_values)
         _check(self.winner_values is None or bool(mapping and "winner" in mapping),
@@ -212,7 +223,8 @@ class LoadConfig:
         """Keyword arguments of :func:`rewardlab.data.read_preferences`."""
         return {"mapping": self.mapping, "on_bad": self.on_bad,
                 "drop_suspicious": self.drop_suspicious, "winner_values": self.winner_values,
-                "ties": self.ties, "max_record_bytes": self.max_record_bytes}
+                "ties": self.ties, "max_record_bytes": self.max_record_bytes,
+                "min_score_gap": self.min_score_gap, "ranking_pairs": self.ranking_pairs}
 
 
 @dataclass
@@ -427,11 +439,24 @@ class StrengthConfig:
     """With --categories threshold: mean strength < -tau is incorrect, |mean strength| <= tau
     ambiguous.
     """
+    self_test: bool = False
+    """Run the self-test even where it is costly (the finetune backend): flip a known share of
+    the training labels, measure cross-fitted strength on that copy and report how well the
+    ensemble finds them. By default it runs where it is cheap (the embedding backend).
+    """
+    no_self_test: bool = False
+    """Skip the self-test; the auto and posterior methods then act on the noise estimate alone."""
+    self_test_rate: float = 0.1
+    """Share of training labels the self-test flips."""
 
     def __post_init__(self) -> None:
         _check_literals(self)
         _at_least(self, 2, "folds")
         _at_least(self, 0, "tau")
+        if self.self_test and self.no_self_test:
+            raise ConfigError("--self-test and --no-self-test: choose one")
+        if not 0 < self.self_test_rate < 0.5:
+            raise ConfigError(f"--self-test-rate must be in (0, 0.5), got {self.self_test_rate}")
 
 
 @dataclass
@@ -441,8 +466,11 @@ class DenoiseConfig:
 
     method: str | None = None
     """Named preset: baseline, flip, drop, smooth, margin, flip+margin, soft+margin,
-    soft+margin:flipped; NAME@X sets its main knob (flip@0.1), NAME@auto sizes a flip or drop cut
-    from the estimated noise rate. Explicit options below override the rest.
+    soft+margin:flipped, soft; NAME@X sets its main knob (flip@0.1), NAME@auto sizes a flip or
+    drop cut from the estimated noise rate, flip@posterior flips pairs whose P(label wrong) > 0.5
+    and soft@posterior trains towards 1 - P(label wrong). The auto and posterior methods act only
+    when the self-test found the ensemble strong enough. Explicit options below override the
+    rest.
     """
     strength_file: str | None = None
     """A strength.parquet (from `rewardlab strength`, or its output folder), joined to the training
@@ -650,6 +678,8 @@ class ScoreConfig:
 
     chunk: int = 256
     """Items scored per step (the progress bar moves once per step)."""
+    overwrite: bool = False
+    """Replace an existing output file."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "chunk")

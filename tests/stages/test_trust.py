@@ -174,7 +174,7 @@ def test_groups_refuse_fewer_than_ten_pairs_with_a_preference(
                  "1", "--valid", str(valid), "--test-frac", "0", *FAST]) == 1
     err = capsys.readouterr().err
     assert "at least 10 training pairs that carry a preference" in err
-    assert "this split has 8" in err and "12 identical pairs left out" in err
+    assert "this split has 8" in err and "12 identical pairs or kept ties left out" in err
 
 
 def test_identical_pairs_are_left_out_before_ranking(tmp_path: Path) -> None:
@@ -271,6 +271,7 @@ def test_gain_interval_reads_the_saved_predictions(tmp_path: Path) -> None:
     rows = {"method": ["baseline"] * n + ["flip"] * n, "split": ["test"] * (2 * n),
             "pair": [*range(n), *reversed(range(n))],  # order must not matter
             "delta_mean": [0.0] * (2 * n), "correct": [*base, *better[::-1]]}
+    rows["delta_seeds"] = [[1.0 if c else -1.0] for c in rows["correct"]]  # one seed
     write_table(out.compare_predictions, pa.table(rows))
     res = gain_interval(out, {"method": "flip", "gain_split": "test"})
     gain = float((better - base).mean())

@@ -20,6 +20,7 @@ import numpy as np
 
 from rewardlab.config import (
     CommonConfig,
+    ConfigError,
     InputConfig,
     LoadConfig,
     ModelPathConfig,
@@ -95,6 +96,8 @@ def score_command(*, model_path: ModelPathConfig, data: InputConfig, load: LoadC
     out = output.out_path
     if not out.name.endswith((".parquet", ".jsonl")):
         raise ValueError(f"-o {out}: write to a .parquet or .jsonl file")
+    if out.is_dir() or (out.exists() and not score.overwrite):
+        raise ConfigError(f"-o/--out: {out} already exists; pass --overwrite to replace it")
     kind = detect_input_kind(data.data, mapping=load.map)
     if kind == "pairs":
         ds, report = read_preferences(data.data, **load.read_kwargs())

@@ -22,7 +22,7 @@ from rewardlab.config import (
     SplitConfig,
     config_dict,
 )
-from rewardlab.denoise import DenoisePlan, resolve_plan, training_set
+from rewardlab.denoise import DenoisePlan, bind_floor, resolve_plan, training_set
 from rewardlab.evaluation import preference_metrics
 from rewardlab.files import write_json
 from rewardlab.layout import TrainLayout
@@ -35,7 +35,7 @@ from rewardlab.models import (
     load_reward_model,
 )
 from rewardlab.stages.command import CommandResult
-from rewardlab.stages.denoising import strength_for_training
+from rewardlab.stages.denoising import strength_floor, strength_for_training
 from rewardlab.stages.prepare import prepare_data
 
 __all__ = [
@@ -136,9 +136,10 @@ def train_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mo
                   common: CommonConfig) -> CommandResult:
     """``rewardlab train``: one (denoised) reward model, evaluated on the validation pairs."""
     prep = prepare_data(data.data, load=load, split=split, seed=model.seed, noise=noise)
-    plan = plan_from_config(denoise)
     u = strength_for_training(prep, strength_file=denoise.strength_file,
                               allow_overlap=denoise.allow_overlap)
+    floor = strength_floor(denoise.strength_file) if denoise.strength_file else None
+    plan = bind_floor(plan_from_config(denoise), floor)
     out = TrainLayout(output.folder())
     metrics = run_train(prep.train, {"valid": prep.valid, "test": prep.test}, model=model,
                         plan=plan, strength_mean=u, out=out, progress=not common.quiet,
