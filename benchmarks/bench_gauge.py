@@ -9,6 +9,11 @@ training labels flipped (``--inject-flips 0.2``). From the noisy run it reads
 * ``instrument``: the self-test's own AUROC (10% more flips on a copy of the same training data)
   and its verdict,
 
+and from the run on the data as given, the gauge a user would see: it should predict the noisy
+run's detection AUROC. (The self-test *of the noisy run* reads lower: a flip that lands on a label
+that is already wrong makes it right, so its AUROC is 0.5 + (A - 0.5)(1 - 2w) for an instrument of
+AUROC A on data with a share w of wrong labels, and the injected 20% raise w.)
+
 and from both runs every method's test accuracy, so that the gain of each method over the
 baseline, with and without noise, sits beside the gauge that allowed or forbade it.
 
@@ -66,22 +71,26 @@ def data_file(name: str, work: Path, hh_pairs: int) -> tuple[list[str], list[str
 
 def one_run(files: list[str], extra: list[str], out: Path, seed: int, inject: float,
             args: argparse.Namespace) -> dict[str, Any]:
-    """``rewardlab run`` once; the numbers this benchmark reads from its folder."""
+    """``rewardlab run`` (or, with ``--strength-only``, ``rewardlab strength`` on all the
+    pairs) once; the numbers this benchmark reads from its folder."""
     t0 = cpu_seconds()
-    argv = ["run", *files, *extra, "-o", str(out), "--seed", str(seed), "--scheme", "crossfit",
-            "--members", str(args.members), "--methods", METHODS, "--seeds", "3",
-            "--no-report", "--quiet"]
+    argv = ["run" if not args.strength_only else "strength", *files, *extra, "-o", str(out),
+            "--seed", str(seed), "--scheme", "crossfit", "--members", str(args.members),
+            "--quiet"]
+    if not args.strength_only:
+        argv += ["--methods", METHODS, "--seeds", "3", "--no-report"]
     if inject:
         argv += ["--inject-flips", str(inject), "--inject-seed", str(seed)]
     if cli(argv) != 0:
         raise SystemExit(f"run failed: {' '.join(argv)}")
     summary = json.loads((out / "strength" / "summary.json").read_text())
-    compare = json.loads((out / "compare" / "compare.json").read_text())
-    run = json.loads((out / "run.json").read_text())
-    return {"cpu_s": cpu_seconds() - t0, "detection": summary.get("detection"),
-            "instrument": summary.get("instrument"), "noise": summary.get("noise"),
-            "test": {r["method"]: r.get("test_accuracy_mean") for r in compare},
-            "best": run["best_method"]}
+    res = {"cpu_s": cpu_seconds() - t0, "detection": summary.get("detection"),
+           "instrument": summary.get("instrument"), "noise": summary.get("noise")}
+    if not args.strength_only:
+        compare = json.loads((out / "compare" / "compare.json").read_text())
+        res["test"] = {r["method"]: r.get("test_accuracy_mean") for r in compare}
+        res["best"] = json.loads((out / "run.json").read_text())["best_method"]
+    return res
 
 
 def main() -> None:
@@ -92,6 +101,8 @@ def main() -> None:
     ap.add_argument("--inject", type=float, default=0.2)
     ap.add_argument("--hh-pairs", type=int, default=3000)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_gauge"))
+    ap.add_argument("--strength-only", action="store_true",
+                    help="only strength with its self-test (no experiments)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -110,13 +121,16 @@ def main() -> None:
 def print_row(r: dict[str, Any]) -> None:
     n, c = r["noisy"], r["clean"]
     inst, det = n["instrument"], n["detection"]
+    gauge = c["instrument"]
+    print(f"{r['data']:<10} seed {r['seed']}: 20% injected found at AUROC {det['auroc']:.3f}; "
+          f"gauge on the data as given {gauge['auroc']:.3f} ({gauge['auroc_ci95'][0]:.3f}-"
+          f"{gauge['auroc_ci95'][1]:.3f}) ok={gauge['ok']}, |diff| "
+          f"{abs(det['auroc'] - gauge['auroc']):.3f}; gauge on the noisy copy {inst['auroc']:.3f};"
+          f" oof accuracy {gauge['oof_accuracy']:.3f}; cpu {n['cpu_s']:.0f}+{c['cpu_s']:.0f} s")
+    if "test" not in n:
+        return
     gains = {m: (n["test"][m] - n["test"]["baseline"]) * 100 for m in n["test"]}
     clean = {m: (c["test"][m] - c["test"]["baseline"]) * 100 for m in c["test"]}
-    print(f"{r['data']:<10} seed {r['seed']}: detection AUROC {det['auroc']:.3f}, gauge "
-          f"{inst['auroc']:.3f} ({inst['auroc_ci95'][0]:.3f}-{inst['auroc_ci95'][1]:.3f}) "
-          f"ok={inst['ok']}; clean-data gauge {c['instrument']['auroc']:.3f}; noise "
-          f"{n['noise']['status']} {n['noise']['rate']:.3f}; cpu {n['cpu_s']:.0f}+"
-          f"{c['cpu_s']:.0f} s")
     print("   test gain over baseline, points (noisy | clean): " + ", ".join(
         f"{m} {gains[m]:+.2f} | {clean[m]:+.2f}" for m in gains if m != "baseline"))
 

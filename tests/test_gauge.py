@@ -142,3 +142,29 @@ def test_instrument_verdict_on_a_blind_and_a_sharp_ensemble() -> None:
     sharp = instrument_summary(rng.normal(1, 1, 3000) - 3 * f, f, rate=0.1)
     assert sharp["ok"] and "strong enough" in sharp["verdict"]
     assert sharp["enrichment_lowest_20"] > 3
+
+
+def test_adjusted_auroc_undoes_the_attenuation_by_hand() -> None:
+    from rewardlab.gauge import _adjusted
+
+    # Flips at r = 0.1 on data with w = 0.2 leave 0.2 + 0.1·0.6 = 0.26 wrong on the copy; an
+    # instrument of AUROC 0.8 then reads 0.5 + 0.3·0.6 = 0.68 in the self-test.
+    out = _adjusted(0.68, 0.26, 0.1)
+    assert out["data_noise_estimate"] == pytest.approx(0.2)
+    assert out["adjusted_auroc"] == pytest.approx(0.8)
+    # No rate above the flips' own: nothing to undo.
+    assert _adjusted(0.68, 0.08, 0.1) == {"data_noise_estimate": None, "adjusted_auroc": None}
+
+
+def test_self_test_attenuation_follows_the_formula_on_simulated_data() -> None:
+    # An instrument of AUROC A between wrong and right labels; data with w = 0.3 wrong. The
+    # self-test's flips (10%) are found at 0.5 + (A - 0.5)(1 - 2w), not at A.
+    rng = np.random.default_rng(5)
+    n, w = 8000, 0.3
+    wrong = rng.random(n) < w
+    flip = rng.random(n) < 0.1
+    wrong_in_copy = wrong ^ flip
+    u = rng.normal(1.0, 1.0, n) - 2.0 * wrong_in_copy  # low û where the copy's label is wrong
+    a = auroc(-u, wrong_in_copy)
+    seen = instrument_summary(u, flip, rate=0.1)["auroc"]
+    assert seen == pytest.approx(0.5 + (a - 0.5) * (1 - 2 * w), abs=0.02)

@@ -6,6 +6,12 @@ measure cross-fitted strength on that copy, and score how well low û finds the 
 module turns that measurement into numbers and words; the strength stage runs it
 (:func:`rewardlab.stages.strength.self_test`).
 
+The self-test reads *low* on noisy data, never high: a flip that lands on a label that was
+already wrong makes it right. For an instrument that separates wrong from right labels at AUROC A,
+on data with a share w of wrong labels, the self-test sees 0.5 + (A - 0.5)(1 - 2w), whatever
+share it flips. So a pass is trustworthy, and a fail on very noisy data may undersell the
+ensemble; ``adjusted_auroc`` undoes the attenuation where the noise floor on the copy names w.
+
 Conventions: ``mean`` is û ``[N]`` as labelled *in the flipped copy* (positive agrees with the
 copy's label); ``flipped`` ``[N]`` bool marks the labels the self-test flipped.
 """
@@ -76,6 +82,7 @@ def instrument_summary(mean: np.ndarray, flipped: np.ndarray, *, rate: float,
         out[f"precision_lowest_{pct}"] = precision
         out[f"enrichment_lowest_{pct}"] = precision / share if share > 0 else float("nan")
     out["estimated_rate"] = fit_noise_floor(u).rate
+    out.update(_adjusted(out["auroc"], out["estimated_rate"], share))
     # Before the flips, a flipped pair's label is the other side: û < 0 agrees with it.
     out["oof_accuracy"] = float(np.where(f, u < 0, u > 0).mean()) if u.size else float("nan")
     low = out["auroc_ci95"][0]
@@ -83,6 +90,17 @@ def instrument_summary(mean: np.ndarray, flipped: np.ndarray, *, rate: float,
     out["min_auroc"] = INSTRUMENT_MIN_AUROC
     out["verdict"] = instrument_words(out)
     return out
+
+
+def _adjusted(auroc_seen: float, rate_on_copy: float, share: float) -> dict[str, float | None]:
+    """The data's own share of wrong labels w, from the floor fitted on the copy (whose wrong
+    share is w + r(1 - 2w) for flips at rate r), and the AUROC with the attenuation by w undone:
+    0.5 + (AUROC - 0.5) / (1 - 2w). ``None`` when the floor names no rate above the flips'."""
+    if not (rate_on_copy > share and 0 < share < 0.5 and np.isfinite(auroc_seen)):
+        return {"data_noise_estimate": None, "adjusted_auroc": None}
+    w = min((rate_on_copy - share) / (1.0 - 2.0 * share), 0.45)
+    return {"data_noise_estimate": float(w),
+            "adjusted_auroc": float(min(1.0, 0.5 + (auroc_seen - 0.5) / (1.0 - 2.0 * w)))}
 
 
 def instrument_words(s: dict[str, Any]) -> str:

@@ -144,11 +144,11 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x, kind="stable")
     sorted_x = x[order]
     ranks = np.empty(x.shape[0], dtype=np.float64)
-    # Boundaries of runs of equal values.
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    # Runs of equal values share the mean of their 1-based positions, (start + end + 1) / 2.
+    first = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    starts = np.flatnonzero(first)
     ends = np.r_[starts[1:], x.shape[0]]
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = (s + e + 1) / 2.0
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]
     return ranks
 
 
