@@ -57,16 +57,17 @@ def variant_config(name: str, members: int, seed: int):
     from rewardlab.config import EmbeddingConfig, ModelConfig
 
     kind, _, knob = name.partition("@")
-    emb, constants = {}, {}
+    emb, constants, top = {}, {}, {}
     if kind in ("bagging", "subspace", "anchored"):
-        emb["diversity"] = kind
+        top["diversity"] = kind
         if knob:
             constants["SUBSPACE_KEEP" if kind == "subspace" else "ANCHOR_WEIGHT"] = float(knob)
     elif kind == "dropout":
         emb["head_dropout"] = float(knob or 0.2)
     elif kind != "none":
         raise SystemExit(f"unknown variant {name!r}")
-    return ModelConfig(members=members, seed=seed, embedding=EmbeddingConfig(**emb)), constants
+    return (ModelConfig(members=members, seed=seed, embedding=EmbeddingConfig(**emb), **top),
+            constants)
 
 
 def member_rewards(model, vec) -> tuple[np.ndarray, np.ndarray]:
