@@ -357,3 +357,22 @@ def test_accelerate_launch_two_processes(gpt2_dir: Path, tmp_path: Path) -> None
 
 if __name__ == "__main__":
     _ddp_main(sys.argv[1], sys.argv[2])
+
+
+def test_folder_from_before_pooling_reads_the_class_head(minilm_trained: FinetuneRewardModel,
+                                                         tmp_path: Path) -> None:
+    """A folder saved before --pooling reached this backend (no "pooling" in rewardlab.json)
+    was trained through the class's own head, and reloads reading it."""
+    from rewardlab.models.base import read_model_info, write_model_info
+
+    rm = minilm_trained
+    assert rm.pooling == "mean"
+    folder = rm.save(tmp_path / "model")
+    info = read_model_info(folder)
+    write_model_info(folder, "finetune", rm.config, members=info["members"],
+                     pair_format=info["pair_format"])  # what older rewardlab wrote
+    old = load_reward_model(folder, progress=False)
+    assert isinstance(old, FinetuneRewardModel) and old.pooling == "head"
+    pairs = toy_pairs(8, 3)
+    assert not torch.allclose(old.score(pairs), rm.score(pairs), atol=1e-3)
+    assert load_reward_model(rm.save(tmp_path / "new"), progress=False).pooling == "mean"
