@@ -1,4 +1,4 @@
-"""MetaRM meta sets: both layouts, grouping by prompt, dedup, and errors naming file, line, field."""
+"""MetaRM meta sets: both layouts, grouping by prompt, dedup, errors naming file, line, field."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_labelled_pairs_are_refused_and_skip_counts(tmp_path: Path) -> None:
         {"prompt": "ok", "responses": ["a", "b"]},
         {"prompt": "P", "chosen": "a", "rejected": "b"},
     ])
-    with pytest.raises(DataError, match="line 2: a meta set is unlabeled|labelled pair"):
+    with pytest.raises(DataError, match=r"line 2: holds a labelled pair"):
         read_meta(f)
     meta, report = read_meta(f, on_bad="skip")
     assert meta.prompts == ["ok"] and report.skipped == {"wrong_type": 1}
