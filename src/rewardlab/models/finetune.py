@@ -37,11 +37,12 @@ import numpy as np
 import torch
 
 from rewardlab.config import ModelConfig
+from rewardlab.data.meta import MetaSet, read_meta
 from rewardlab.evaluation import accuracy
 from rewardlab.files import write_folder_atomically
 from rewardlab.launch import Ranks, alone
 from rewardlab.layout import MODEL_INFO_FILE
-from rewardlab.losses import preference_loss
+from rewardlab.losses import difference_loss, preference_loss, simcse_loss
 from rewardlab.models.base import (
     FitResult,
     Pairs,
@@ -54,6 +55,7 @@ from rewardlab.models.base import (
     write_model_info,
 )
 from rewardlab.models.lora import LoraEnsemble, adapter_name, check_base, weights_hash
+from rewardlab.models.objectives import HeadInputs, MetaBatches, ascended, contrastive_views
 from rewardlab.models.packing import pack_pairs, packed_rewards, supports_packing
 from rewardlab.models.text import (
     EncodedText,
@@ -246,6 +248,24 @@ class _MemberRun:
     valid_deltas: list[torch.Tensor]  # Δ [N_valid] at each validation point
 
 
+@dataclasses.dataclass
+class _Extras:
+    """One member's extra objectives, each ``None`` when off: MetaRM's meta batches and the
+    recorder of the head's inputs for the contrastive term."""
+
+    meta: MetaBatches | None
+    heads: HeadInputs | None
+
+    def recording(self, batch: dict[str, torch.Tensor]
+                  ) -> contextlib.AbstractContextManager[list[torch.Tensor]]:
+        """The head's inputs ``[2B, H]`` of each forward of the padded pair ``batch`` in the
+        block (none recorded without --contrastive)."""
+        if self.heads is None:
+            return contextlib.nullcontext([])
+        mask = torch.cat([batch["chosen_attention_mask"], batch["rejected_attention_mask"]])
+        return self.heads.recording(mask)
+
+
 # -- the backend --------------------------------------------------------------------------------
 class FinetuneRewardModel:
     """An ensemble of M fine-tuned ``AutoModelForSequenceClassification`` reward models.
@@ -353,6 +373,8 @@ class FinetuneRewardModel:
         """How batches for ``model`` are built: packed (each prompt once) for decoder-only
         models that take a custom mask, padded pairs otherwise."""
         packed = self.pack_prompts and not self.pair_format and supports_packing(model)
+        # The contrastive term reads the head's input per chosen and rejected row.
+        packed = packed and self.config.finetune.contrastive == "none"
         return collate_packed if packed else collate_pairs
 
     # -- members ----------------------------------------------------------------------------------
@@ -378,7 +400,8 @@ class FinetuneRewardModel:
         model_config.pad_token_id = pad_id
         if model_config.get_text_config() is not model_config:
             model_config.get_text_config().pad_token_id = pad_id
-        _zero_dropout(model_config)
+        if self.config.finetune.contrastive == "none":
+            _zero_dropout(model_config)  # SimCSE's two views are two dropout masks: keep them
         dtype = self._base_dtype()
         self._bf16_base = dtype == torch.bfloat16
         model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -464,11 +487,12 @@ class FinetuneRewardModel:
                      "%d, response cut: %d); none dropped", truncation["truncated"], n,
                      self.max_length, truncation["prompt_cut"], truncation["response_cut"])
         valid_data = self.prepare(valid) if valid is not None and len(valid) else None
+        meta = self._meta_batches(accelerator, batch)
         self._models, self._lora = [], None
         # LoRA: one backbone for every member, loaded before any member's seed is drawn.
         base = self._load_backbone() if c.finetune.lora_r > 0 else None
         runs = [self._train_member(m, accelerator, data, t, mg, batch=batch, valid=valid_data,
-                                   eval_every=eval_every, base=base)
+                                   eval_every=eval_every, base=base, meta=meta)
                 for m in range(self.members)]
         self._models = [run.model for run in runs if run.model is not None]
         curve = _ensemble_curve(runs) if valid_data is not None else []
@@ -494,10 +518,28 @@ class FinetuneRewardModel:
                              f"{accelerator.num_processes} processes")
         return accelerator
 
+    def _meta_batches(self, accelerator: Accelerator, batch: int) -> MetaBatches | None:
+        """MetaRM's meta set (``--meta``), tokenized, ``batch`` prompts per step; ``None``
+        without one."""
+        f = self.config.finetune
+        if f.meta is None:
+            return None
+        if accelerator.num_processes > 1:
+            raise ValueError("--meta: MetaRM trains in one process (its ascent step takes "
+                             "gradients outside DDP); use --parallel members or one process")
+        meta_set: MetaSet
+        meta_set, report = read_meta(f.meta)
+        for line in report.problem_lines():
+            log.warning("meta set %s: %s", f.meta, line)
+        log.info("MetaRM: %d prompts, %d responses in %s", len(meta_set), meta_set.texts, f.meta)
+        return MetaBatches(meta_set, self.tokenizer, self.pad_id, max_length=self.max_length,
+                           pair_format=self.pair_format, prompts=batch)
+
     def _train_member(self, m: int, accelerator: Accelerator, data: EncodedPairs,
                       target: torch.Tensor, margin: torch.Tensor, *, batch: int,
                       valid: EncodedPairs | None, eval_every: int,
-                      base: tuple[torch.nn.Module, list[str]] | None) -> _MemberRun:
+                      base: tuple[torch.nn.Module, list[str]] | None,
+                      meta: MetaBatches | None) -> _MemberRun:
         """Train member ``m``; a full model comes back unwrapped, on the CPU, in eval mode (a
         LoRA member stays in :attr:`lora`).
 
@@ -522,9 +564,14 @@ class FinetuneRewardModel:
         optimizer = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=c.resolved_lr)
         scheduler = _warmup_linear(optimizer, round(f.warmup_ratio * total), total)
         prepared = accelerator.prepare(PairScorer(model), optimizer, loader, scheduler)
+        if meta is not None:
+            meta.restart(seed)
+        heads = (HeadInputs(model, last_token=not self.pair_format)
+                 if f.contrastive != "none" else None)
+        extras = _Extras(meta, heads)
         run = self._member_loop(m, accelerator, *prepared, target.to(accelerator.device),
                                 margin.to(accelerator.device), total=total, valid=valid,
-                                every=eval_every or max(1, total // 20))
+                                every=eval_every or max(1, total // 20), extras=extras)
         trained = accelerator.unwrap_model(prepared[0], keep_fp32_wrapper=False).model
         run.model = None if f.lora_r > 0 else trained.to("cpu").eval()
         trained.eval()
@@ -534,12 +581,20 @@ class FinetuneRewardModel:
     def _member_loop(self, m: int, accelerator: Accelerator, scorer: torch.nn.Module,
                      optimizer: torch.optim.Optimizer, loader: Any, scheduler: Any,
                      target: torch.Tensor, margin: torch.Tensor, *, total: int,
-                     valid: EncodedPairs | None, every: int) -> _MemberRun:
+                     valid: EncodedPairs | None, every: int, extras: _Extras) -> _MemberRun:
         """The training loop of one member: ``total`` optimizer steps over its epochs.
-        ``scorer`` is the prepared :class:`PairScorer`."""
+        ``scorer`` is the prepared :class:`PairScorer`.
+
+        The loss is Bradley-Terry (:func:`preference_loss`), plus ``β·simcse_loss`` over two
+        dropout passes with ``--contrastive``; with ``--meta`` it is taken at MetaRM's ascended
+        weights ``θ' = θ + η·∇J(θ)`` (:func:`ascended`), and its gradient there updates θ.
+        """
         from tqdm.auto import tqdm
 
-        c = self.config
+        c, f = self.config, self.config.finetune
+        model = accelerator.unwrap_model(scorer).model
+        params = [p for p in scorer.parameters() if p.requires_grad]
+        meta_lr = f.meta_lr if f.meta_lr is not None else c.resolved_lr
         bar = tqdm(total=total, desc=f"finetune member {m + 1}/{self.members}", unit="step",
                    disable=not self.progress or not accelerator.is_local_main_process)
         run = _MemberRun(None, 0, float("nan"), [], [])
@@ -548,10 +603,20 @@ class FinetuneRewardModel:
             losses = []
             for b, inputs in enumerate(loader):
                 with accelerator.accumulate(scorer):
-                    delta = scorer(inputs)  # [B_rank]
                     idx = inputs["index"]
-                    loss = preference_loss(delta, target=target[idx], margin=margin[idx])
-                    accelerator.backward(loss)
+                    j = None
+                    if extras.meta is not None:  # MetaRM's J on a meta batch, at θ
+                        with accelerator.autocast():
+                            j = difference_loss(*extras.meta.rewards(model, accelerator.device))
+                    with ascended(params, j, meta_lr), extras.recording(inputs) as heads:
+                        delta = scorer(inputs)  # [B_rank]
+                        loss = preference_loss(delta, target=target[idx], margin=margin[idx])
+                        if f.contrastive != "none":  # a second pass: SimCSE's second view
+                            scorer(inputs)
+                            views = contrastive_views(f.contrastive, *heads)
+                            loss = loss + f.contrastive_weight * simcse_loss(
+                                *views, temperature=f.contrastive_temperature)
+                        accelerator.backward(loss)  # at θ' under MetaRM: first-order
                     if accelerator.sync_gradients and c.finetune.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(scorer.parameters(),
                                                     c.finetune.max_grad_norm)
@@ -560,19 +625,24 @@ class FinetuneRewardModel:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 losses.append(float(accelerator.reduce(loss.detach(), "mean")))
-                if not accelerator.sync_gradients:
-                    continue
-                run.steps += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                if valid is not None and (run.steps % every == 0 or run.steps == total):
-                    run.eval_points.append((run.steps, epoch + (b + 1) / len(loader)))
-                    run.valid_deltas.append(self._member_deltas(
-                        accelerator.unwrap_model(scorer).model, valid, accelerator.device))
-                    scorer.train()
+                if accelerator.sync_gradients:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                    self._count_step(run, model, valid, accelerator.device, total=total,
+                                     every=every, epoch=epoch + (b + 1) / len(loader))
             run.last_epoch_loss = sum(losses) / max(len(losses), 1)
         bar.close()
         return run
+
+    def _count_step(self, run: _MemberRun, model: torch.nn.Module, valid: EncodedPairs | None,
+                    device: torch.device, *, total: int, every: int, epoch: float) -> None:
+        """Count one optimizer step in ``run``; every ``every`` steps (and at the last) score
+        ``valid`` with the member (``model``, unwrapped) as it stands."""
+        run.steps += 1
+        if valid is not None and (run.steps % every == 0 or run.steps == total):
+            run.eval_points.append((run.steps, epoch))
+            # _member_deltas puts the model back in training mode when it is done.
+            run.valid_deltas.append(self._member_deltas(model, valid, device))
 
     # -- scoring ----------------------------------------------------------------------------------
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:

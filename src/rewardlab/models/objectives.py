@@ -77,8 +77,8 @@ def metarm_step(params: Sequence[torch.nn.Parameter], meta_objective: Callable[[
 
 
 class MetaBatches:
-    """The meta set, tokenized once, served ``prompts`` prompts at a time in a seeded random
-    order (reshuffled at each pass).
+    """The meta set, tokenized once, served ``prompts`` prompts at a time in a random order
+    (reshuffled at each pass) drawn from the seed of the last :meth:`restart`.
 
     ``rewards(model, device)`` runs the next batch's responses through ``model`` (with
     gradients) and returns ``(rewards [P, K], mask [P, K])`` for
@@ -87,7 +87,7 @@ class MetaBatches:
     """
 
     def __init__(self, meta: MetaSet, tokenizer: Any, pad_id: int, *, max_length: int,
-                 pair_format: bool, prompts: int, generator: torch.Generator) -> None:
+                 pair_format: bool, prompts: int) -> None:
         prompt_texts = [p for p, rs in zip(meta.prompts, meta.responses, strict=True) for _ in rs]
         flat = encode_prompt_response(tokenizer, prompt_texts,
                                       [r for rs in meta.responses for r in rs],
@@ -99,7 +99,11 @@ class MetaBatches:
             start += len(rs)
         self.pad_id = pad_id
         self.prompts = max(1, min(prompts, len(self.groups)))
-        self.generator = generator
+        self.restart(0)
+
+    def restart(self, seed: int) -> None:
+        """Start a new random order from ``seed`` (each member draws its own)."""
+        self.generator = torch.Generator().manual_seed(seed)
         self._order: list[int] = []
 
     def _next(self) -> list[int]:
@@ -124,16 +128,18 @@ class MetaBatches:
 
 # -- contrastive learning -----------------------------------------------------------------------
 class HeadInputs:
-    """Records, while active, what the reward head of ``model`` reads: ``[rows, H]`` per
-    forward (the pooled representation; for heads that read the whole sequence, ``[rows, L,
-    H]``, its first token, which is what such heads pool).
+    """Records, while active, the representation the reward head of ``model`` reads, ``[rows,
+    H]`` per forward.
 
     The head is the shallowest module named ``classifier`` (BERT-like models) or ``score``
     (causal LMs); under peft that is the wrapper around every member's copy, so it sees the
-    active member's input.
+    active member's input. A head fed pooled vectors ``[rows, H]`` is recorded as is. A head
+    fed the whole sequence ``[rows, L, H]`` is pooled where the model reads its reward: the last
+    real token for causal LMs (``last_token``; right padding), the first for encoders.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, *, last_token: bool) -> None:
+        self.last_token = last_token
         heads = [(name.count("."), name, module) for name, module in model.named_modules()
                  if name.rsplit(".", 1)[-1] in _HEAD_NAMES]
         if not heads:
@@ -143,13 +149,18 @@ class HeadInputs:
         self.seen: list[torch.Tensor] = []
 
     @contextlib.contextmanager
-    def recording(self) -> Iterator[list[torch.Tensor]]:
-        """Within the block, each forward appends the head's input to the yielded list."""
+    def recording(self, attention_mask: torch.Tensor) -> Iterator[list[torch.Tensor]]:
+        """Within the block, each forward appends the head's input to the yielded list.
+        ``attention_mask`` ``[rows, L]`` is that of the forwards' inputs."""
         self.seen = []
+        last = attention_mask.sum(dim=1) - 1  # [rows]
 
         def keep(_module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0]
-            self.seen.append(x[:, 0] if x.dim() == 3 else x)
+            if x.dim() == 3:
+                x = x[torch.arange(x.shape[0], device=x.device), last] if self.last_token \
+                    else x[:, 0]
+            self.seen.append(x)
 
         handle = self.head.register_forward_pre_hook(keep)
         try:
