@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_encoder import tiny_encoder
 
 from rewardlab.config import ConfigError, ModelConfig
 from rewardlab.models import load_reward_model
 from rewardlab.models.finetune import FinetuneRewardModel
 from rewardlab.models.objectives import HeadInputs
-from tiny_encoder import tiny_encoder
 from tiny_models import tiny_config, toy_pairs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -105,8 +105,8 @@ def test_head_inputs_pool_where_the_reward_is_read(tmp_path: Path, gpt2_dir: Pat
 
 
 def test_options_need_the_finetune_backend() -> None:
-    with pytest.raises(ConfigError, match="^--contrastive: is an option of the finetune"):
+    with pytest.raises(ConfigError, match=r"^--contrastive: is an option of the finetune"):
         ModelConfig.from_dict({"backend": "embedding", "finetune": {"contrastive": "simcse-diff"}})
-    with pytest.raises(ConfigError, match="^--contrastive-temperature: must be positive"):
+    with pytest.raises(ConfigError, match=r"^--contrastive-temperature: must be positive"):
         ModelConfig.from_dict({"backend": "finetune",
                                "finetune": {"contrastive_temperature": 0.0}})
