@@ -110,3 +110,16 @@ def test_options_need_the_finetune_backend() -> None:
     with pytest.raises(ConfigError, match=r"^--contrastive-temperature: must be positive"):
         ModelConfig.from_dict({"backend": "finetune",
                                "finetune": {"contrastive_temperature": 0.0}})
+
+
+def test_strength_resume_fingerprint_follows_the_meta_file_content(tmp_path: Path) -> None:
+    from rewardlab.config import StrengthConfig
+    from rewardlab.stages.strength import _fingerprint
+
+    meta = _meta_file(tmp_path)
+    config = ModelConfig.from_dict({"backend": "finetune", "finetune": {"meta": str(meta)}})
+    pairs = toy_pairs(8, 0)
+    first = _fingerprint(pairs, config, StrengthConfig())
+    assert _fingerprint(pairs, config, StrengthConfig()) == first
+    meta.write_text(meta.read_text() + json.dumps({"prompt": "x", "responses": ["a", "b"]}))
+    assert _fingerprint(pairs, config, StrengthConfig()) != first
