@@ -607,7 +607,8 @@ class FinetuneRewardModel:
                     j = None
                     if extras.meta is not None:  # MetaRM's J on a meta batch, at θ
                         with accelerator.autocast():
-                            j = difference_loss(*extras.meta.rewards(model, accelerator.device))
+                            j = difference_loss(*extras.meta.rewards(
+                                partial(_rewards, model), accelerator.device))
                     with ascended(params, j, meta_lr), extras.recording(inputs) as heads:
                         delta = scorer(inputs)  # [B_rank]
                         loss = preference_loss(delta, target=target[idx], margin=margin[idx])
@@ -826,6 +827,11 @@ class FinetuneRewardModel:
         else:
             obj._pair_format = not is_decoder_only(obj._models[0].config)
         return obj
+
+
+def _rewards(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards ``[B]`` float32 of a padded batch of single inputs."""
+    return model(**inputs).logits.squeeze(-1).float()
 
 
 def _refuse_joined_state(members: bool) -> None:

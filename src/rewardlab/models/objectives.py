@@ -80,8 +80,9 @@ class MetaBatches:
     """The meta set, tokenized once, served ``prompts`` prompts at a time in a random order
     (reshuffled at each pass) drawn from the seed of the last :meth:`restart`.
 
-    ``rewards(model, device)`` runs the next batch's responses through ``model`` (with
-    gradients) and returns ``(rewards [P, K], mask [P, K])`` for
+    ``rewards(reward_of, device)`` runs the next batch's responses through ``reward_of`` (a
+    padded batch -> rewards ``[T]``, with gradients) and returns ``(rewards [P, K], mask [P,
+    K])`` for
     :func:`rewardlab.losses.difference_loss`; ``K`` is the most responses of any prompt in the
     batch.
     """
@@ -112,12 +113,12 @@ class MetaBatches:
         picked, self._order = self._order[:self.prompts], self._order[self.prompts:]
         return picked
 
-    def rewards(self, model: torch.nn.Module,
+    def rewards(self, reward_of: Callable[[dict[str, torch.Tensor]], torch.Tensor],
                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         groups = [self.groups[g] for g in self._next()]
         items = [item for group in groups for item in group]
         inputs = {k: v.to(device) for k, v in pad_encoded(items, self.pad_id).items()}
-        flat = model(**inputs).logits.squeeze(-1).float()  # [T]
+        flat = reward_of(inputs).float()  # [T]
         width = max(len(group) for group in groups)
         mask = torch.zeros(len(groups), width, dtype=torch.bool, device=device)
         for row, group in enumerate(groups):
