@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=None, help="default: the backend's")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--temperature", type=float, default=0.05)
+    p.add_argument("--meta-batch-size", type=int, default=2, help="meta prompts per step")
+    p.add_argument("--prepare-only", action="store_true", help="build the sets and stop")
     p.add_argument("--work", type=Path, required=True, help="folder for the meta file and runs")
     p.add_argument("--json", type=Path, help="also write the summary to this JSON file")
     return p.parse_args(argv)
@@ -92,9 +94,16 @@ def write_meta(ds: Any, path: Path) -> int:
 
 
 def load_sets(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    """``{"train", "hh_test", "pandalm"}`` and the meta file (PandaLM's other half)."""
+    """``{"train", "hh_test", "pandalm"}`` and the meta file (PandaLM's other half); kept under
+    ``WORK/sets/`` so a rerun does not label them again."""
+    import datasets
+
     from rewardlab.data import read_preferences, split_train_valid
 
+    saved, meta = args.work / "sets", args.work / "meta.jsonl"
+    if saved.is_dir() and meta.is_file():
+        return {name: datasets.load_from_disk(str(saved / name))
+                for name in ("train", "hh_test", "pandalm")}, meta
     hh, _ = read_preferences(expand([HH_FILES]), drop_suspicious=True)
     train, test = split_train_valid(hh, valid_frac=0.1, seed=0)
     pl, _ = read_preferences([PANDALM], on_bad="skip", drop_suspicious=True)
@@ -105,16 +114,18 @@ def load_sets(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     if args.labels == "teacher":
         sets = relabel(sets)
     args.work.mkdir(parents=True, exist_ok=True)
-    meta = args.work / "meta.jsonl"
     prompts = write_meta(pl_meta, meta)
     overlap = set(pl_meta["prompt"]) & set(sets["pandalm"]["prompt"])
     assert not overlap, "a PandaLM eval prompt is in the meta set"
     print(f"train {len(sets['train'])}, HH test {len(sets['hh_test'])}, PandaLM eval "
           f"{len(sets['pandalm'])}, meta {prompts} prompts ({len(pl_meta)} pairs)", file=sys.stderr)
+    for name, ds in sets.items():
+        ds.save_to_disk(str(saved / name))
     return sets, meta
 
 
-def method_settings(method: str, meta: Path, temperature: float) -> dict[str, Any]:
+def method_settings(method: str, meta: Path, temperature: float,
+                    meta_batch_size: int) -> dict[str, Any]:
     """The ``finetune`` config group of ``method`` (see ``--methods``)."""
     name, _, value = method.partition("@")
     if name == "baseline":
@@ -123,7 +134,8 @@ def method_settings(method: str, meta: Path, temperature: float) -> dict[str, An
         return {"contrastive": name, "contrastive_weight": float(value or 0.1),
                 "contrastive_temperature": temperature}
     if name == "metarm":
-        return {"meta": str(meta), "meta_lr": float(value) if value else None}
+        return {"meta": str(meta), "meta_lr": float(value) if value else None,
+                "meta_batch_size": meta_batch_size}
     raise SystemExit(f"--methods: unknown method {method!r}")
 
 
@@ -138,7 +150,8 @@ def run_one(args: argparse.Namespace, sets: dict[str, Any], meta: Path, method: 
                 "batch_size": args.batch_size, "max_length": args.max_length, "seed": seed,
                 "device": "cpu",
                 "finetune": {"lora_r": args.lora_r,
-                             **method_settings(method, meta, args.temperature)}}
+                             **method_settings(method, meta, args.temperature,
+                                               args.meta_batch_size)}}
     model = FinetuneRewardModel(ModelConfig.from_dict(settings), progress=False)
     fit = model.fit(Pairs.from_dataset(sets["train"]))
     out = {"method": method, "seed": seed, "steps": fit.steps, "train_loss": fit.train_loss,
@@ -181,6 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     methods = args.methods.split(",")
     sets, meta = load_sets(args)
+    if args.prepare_only:
+        return {}
     log = args.work / "runs.jsonl"
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     done = {(r["method"], r["seed"]) for r in runs}

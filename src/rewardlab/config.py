@@ -330,6 +330,8 @@ class FinetuneConfig:
     """
     meta_lr: float | None = None
     """η of MetaRM's ascent step θ' = θ + η·∇J(θ) (default: the training --lr)."""
+    meta_batch_size: int = 2
+    """MetaRM: meta-set prompts per step, each with all its responses (J's batch)."""
 
     def __post_init__(self) -> None:
         _check_literals(self)
@@ -337,6 +339,7 @@ class FinetuneConfig:
         _at_least(self, 1, "grad_accum")
         _in_unit(self, "warmup_ratio")
         _at_least(self, 0, "contrastive_weight")
+        _at_least(self, 1, "meta_batch_size")
         _check(self.contrastive_temperature > 0, "contrastive_temperature",
                f"must be positive, got {self.contrastive_temperature}")
         _check(self.meta_lr is None or self.meta_lr >= 0, "meta_lr",

@@ -487,7 +487,7 @@ class FinetuneRewardModel:
                      "%d, response cut: %d); none dropped", truncation["truncated"], n,
                      self.max_length, truncation["prompt_cut"], truncation["response_cut"])
         valid_data = self.prepare(valid) if valid is not None and len(valid) else None
-        meta = self._meta_batches(accelerator, batch)
+        meta = self._meta_batches(accelerator)
         self._models, self._lora = [], None
         # LoRA: one backbone for every member, loaded before any member's seed is drawn.
         base = self._load_backbone() if c.finetune.lora_r > 0 else None
@@ -518,9 +518,9 @@ class FinetuneRewardModel:
                              f"{accelerator.num_processes} processes")
         return accelerator
 
-    def _meta_batches(self, accelerator: Accelerator, batch: int) -> MetaBatches | None:
-        """MetaRM's meta set (``--meta``), tokenized, ``batch`` prompts per step; ``None``
-        without one."""
+    def _meta_batches(self, accelerator: Accelerator) -> MetaBatches | None:
+        """MetaRM's meta set (``--meta``), tokenized, ``--meta-batch-size`` prompts per step;
+        ``None`` without one."""
         f = self.config.finetune
         if f.meta is None:
             return None
@@ -533,7 +533,7 @@ class FinetuneRewardModel:
             log.warning("meta set %s: %s", f.meta, line)
         log.info("MetaRM: %d prompts, %d responses in %s", len(meta_set), meta_set.texts, f.meta)
         return MetaBatches(meta_set, self.tokenizer, self.pad_id, max_length=self.max_length,
-                           pair_format=self.pair_format, prompts=batch)
+                           pair_format=self.pair_format, prompts=f.meta_batch_size)
 
     def _train_member(self, m: int, accelerator: Accelerator, data: EncodedPairs,
                       target: torch.Tensor, margin: torch.Tensor, *, batch: int,
