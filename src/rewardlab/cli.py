@@ -43,6 +43,7 @@ from rewardlab.config import (
     SplitConfig,
     StrengthConfig,
     SyntheticConfig,
+    TrainConfig,
     UncertaintyConfig,
     field_docs,
     field_types,
@@ -110,7 +111,8 @@ COMMANDS: dict[str, Command] = {
         "Train a reward model (optionally denoised by a strength file) and evaluate it.",
         "rewardlab.stages.train:train_command",
         (DATA, LOAD, SPLIT, Section("model", ModelConfig, "model"), NOISE,
-         Section("denoise", DenoiseConfig, "denoising"), OUT, COMMON),
+         Section("denoise", DenoiseConfig, "denoising"), Section("train", TrainConfig, "report"),
+         OUT, COMMON),
         TO_FOLDER),
     "evaluate": Command(
         "Evaluate a saved reward model on any preference data.",
@@ -165,7 +167,7 @@ COMMANDS: dict[str, Command] = {
         "rewardlab.stages.encode:encode_command",
         (DATA, LOAD,
          Section("model", ModelConfig, "encoder",
-                 only=("model", "max_length", "device", "encode_batch_size", "embedding.pooling",
+                 only=("model", "max_length", "device", "encode_batch_size", "pooling",
                        "embedding.cache_dir", "embedding.encoder_precision")), COMMON)),
     "synthetic": Command(
         "Build a semi-synthetic preference set with known flipped labels.",
@@ -173,7 +175,7 @@ COMMANDS: dict[str, Command] = {
         (DATA, Section("load", LoadConfig, "loading", only=("map", "on_bad")),
          Section("model", ModelConfig, "encoder",
                  only=("model", "max_length", "seed", "device", "encode_batch_size",
-                       "embedding.pooling", "embedding.cache_dir")),
+                       "pooling", "embedding.cache_dir")),
          Section("synthetic", SyntheticConfig, "synthetic labels"), OUT, COMMON),
         TO_FILE),
     "score": Command(

@@ -51,6 +51,7 @@ __all__ = [
     "SplitConfig",
     "StrengthConfig",
     "SyntheticConfig",
+    "TrainConfig",
     "UncertaintyConfig",
     "config_dict",
     "field_docs",
@@ -245,10 +246,6 @@ class SplitConfig:
 class EmbeddingConfig:
     """Settings only the embedding backend reads (frozen encoder, MLP heads)."""
 
-    pooling: Literal["mean", "cls", "last"] = "mean"
-    """How token states are pooled into one vector by the embedding backend ('last' suits
-    decoders).
-    """
     cache_dir: str | None = None
     """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab);
     'off' keeps no cache on disk.
@@ -277,13 +274,6 @@ class EmbeddingConfig:
     """Embedding backend: fit the whitening PCA on at most this many training texts (a seeded
     uniform sample beyond it); 0 uses every training text, streamed.
     """
-    diversity: Literal["none", "bagging", "subspace", "anchored"] = "none"
-    """Embedding backend: what else makes the members differ beyond their seeds and data order:
-    bagging (each trains on its own bootstrap resample of the pairs), subspace (each sees its own
-    random half of the feature dimensions) or anchored (each is pulled toward its own random
-    initial weights). BENCHMARKS.md says what each does to the ensemble's uncertainty.
-    """
-
     def __post_init__(self) -> None:
         _check_literals(self)
         _at_least(self, 1, "hidden")
@@ -307,6 +297,11 @@ class FinetuneConfig:
     """Share of finetune steps spent warming up the learning rate linearly."""
     max_grad_norm: float = 1.0
     """Gradient-clipping norm for the finetune backend."""
+    lora_targets: Literal["attention", "all-linear"] = "all-linear"
+    """Which weights LoRA adapts: 'attention' is peft's default for the model type (query and
+    value for BERT and Llama, c_attn for GPT-2), 'all-linear' every linear layer of the backbone
+    (attention and feed-forward; BENCHMARKS.md, "The finetune backend learns", compares them).
+    """
     parallel: Literal["data", "members"] = "data"
     """Under `accelerate launch` with several processes: 'data' trains every member on all
     processes together (DDP; for base models that need every GPU), 'members' gives each process
@@ -367,7 +362,9 @@ class ModelConfig:
     epochs: int | None = None
     """Training epochs (default: 4 for embedding, 1 for finetune)."""
     lr: float | None = None
-    """Learning rate (default: 1e-3 for embedding heads, 2e-5 for finetune)."""
+    """Learning rate (default: 1e-3 for embedding heads, 2e-5 for full fine-tuning, 1e-3 for
+    LoRA, whose few new weights barely move at full fine-tuning's rate).
+    """
     batch_size: int | None = None
     """Pairs per training step (default: 64 for embedding, 8 for finetune)."""
     max_length: int = 256
@@ -380,6 +377,26 @@ class ModelConfig:
     """Torch device: 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1', ..."""
     encode_batch_size: int = 64
     """Texts per forward pass when encoding (embedding) or scoring (finetune)."""
+    pooling: Literal["auto", "mean", "cls", "last", "head"] = "auto"
+    """How token states become one vector: the embedding backend's features, and what the
+    finetune backend's reward head reads. auto: mean for the embedding backend; for finetune the
+    pooling the backbone was trained with (its sentence-transformers pooling config: mean for the
+    bundled all-MiniLM-L6-v2; mean for other encoders; the last token for decoder-only LMs).
+    'last' suits decoders for the embedding backend; 'head' (finetune only) uses the checkpoint's
+    own classification head (BERT: the CLS pooler).
+    """
+    diversity: Literal["none", "bagging", "subspace", "anchored", "nuclear"] = "none"
+    """What else makes the members differ beyond their seeds and data order. Embedding backend:
+    bagging (each trains on its own bootstrap resample of the pairs), subspace (each sees its own
+    random half of the feature dimensions) or anchored (each is pulled toward its own random
+    initial weights). Finetune backend with LoRA: nuclear (each member maximizes the nuclear norm
+    of its LoRA A matrices stacked under those of the members trained before it, Zhai et al.
+    2024; --diversity-weight). BENCHMARKS.md says what each does to the ensemble's uncertainty.
+    """
+    diversity_weight: float = 0.01
+    """--diversity nuclear: weight α of the term -α·mean over adapted layers of the nuclear norm
+    of the stacked LoRA A matrices, added to the preference loss.
+    """
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     """Settings of the embedding backend."""
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -395,6 +412,25 @@ class ModelConfig:
         for name, used in (("contrastive", f.contrastive != "none"), ("meta", f.meta)):
             _check(not used or self.backend == "finetune", name,
                    "is an option of the finetune backend; add --backend finetune")
+        _check(self.pooling != "head" or self.backend == "finetune", "pooling",
+               "'head' reads a fine-tuned classification head: it needs --backend finetune")
+        _at_least(self, 0, "diversity_weight")
+        self._check_diversity()
+
+    def _check_diversity(self) -> None:
+        """Each --diversity choice belongs to one backend (nuclear: LoRA members' A matrices)."""
+        if self.diversity == "nuclear":
+            _check(self.backend == "finetune" and self.finetune.lora_r > 0, "diversity",
+                   "nuclear acts on LoRA matrices: it needs --backend finetune and --lora-r > 0")
+        elif self.diversity != "none":
+            _check(self.backend == "embedding", "diversity",
+                   f"{self.diversity} applies to the embedding backend's heads; the finetune "
+                   f"backend (with LoRA) offers nuclear")
+
+    @property
+    def embedding_pooling(self) -> str:
+        """The embedding backend's pooling: ``auto`` is mean (what it has always used)."""
+        return "mean" if self.pooling == "auto" else self.pooling
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -404,6 +440,9 @@ class ModelConfig:
         kwargs = {k: v for k, v in data.items() if k in own and k not in groups}
         for name, sub in groups.items():
             nested = dict(data.get(name) or {})
+            for moved in ("pooling", "diversity"):  # older folders keep these in the group
+                if moved in nested:
+                    kwargs.setdefault(moved, nested.pop(moved))
             nested.update({f.name: data[f.name] for f in fields(sub) if f.name in data})
             kwargs[name] = sub(**nested)
         return cls(**kwargs)
@@ -415,8 +454,10 @@ class ModelConfig:
 
     @property
     def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else (
-            1e-3 if self.backend == "embedding" else 2e-5)
+        if self.lr is not None:
+            return self.lr
+        full_finetune = self.backend == "finetune" and self.finetune.lora_r == 0
+        return 2e-5 if full_finetune else 1e-3
 
     @property
     def resolved_batch_size(self) -> int:
@@ -561,6 +602,16 @@ class OutputConfig:
             raise ConfigError(f"-o/--out: {path} is a file; this command writes a folder (give "
                               f"a new or existing folder)")
         return path
+
+
+@dataclass
+class TrainConfig:
+    """What `train` reports beyond the held-out splits."""
+
+    score_train: bool = False
+    """Also score the training pairs after training (metrics.json 'train'). Off by default: on a
+    CPU the finetune backend spends about a third of its training time on it.
+    """
 
 
 @dataclass

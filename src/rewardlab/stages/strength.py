@@ -202,7 +202,7 @@ def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
                  int(identical.sum()))
     jobs = plan_jobs(list(pairs.prompt), members=model.members, scheme=strength.scheme,
                      folds=strength.folds, seed=model.seed,
-                     joint=backend_class(model.backend).trains_members_jointly)
+                     joint=trains_jointly(model))
     partial = None
     if layout is not None:
         partial = layout.partial_dir(_fingerprint(pairs, model, strength))
@@ -232,6 +232,18 @@ def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
                        job_log)
 
 
+def trains_jointly(model: ModelConfig) -> bool:
+    """Whether one job trains all M members: the backend trains them together, or the members
+    are coupled (``--diversity nuclear``: each member's term reads the earlier members)."""
+    return backend_class(model.backend).trains_members_jointly or model.diversity == "nuclear"
+
+
+def member_label(job: Job, members: int) -> str:
+    """What job ``job``'s training progress bar calls its member, out of the ensemble's
+    ``members``: "member 3/4" when it trains one (each backend's own default otherwise)."""
+    return f"member {job.members[0] + 1}/{members}" if len(job.members) == 1 else ""
+
+
 def _job_runner(pairs: Pairs, identical: np.ndarray, model: ModelConfig,
                 records: dict[int, dict[str, Any]], progress: bool) -> Callable[[Job], JobOutcome]:
     """Train and score one job; the pairs are prepared once, at the first job run here."""
@@ -242,7 +254,7 @@ def _job_runner(pairs: Pairs, identical: np.ndarray, model: ModelConfig,
             prepared.append(prepare_pairs(model, pairs, progress=progress))
         data = prepared[0]
         cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
-        rm = build_reward_model(cfg, progress=progress)
+        rm = build_reward_model(cfg, progress=progress, label=member_label(job, model.members))
         train = job.train[~identical[job.train]]
         # A tie kept with --ties half trains towards 0.5: the per-pair target reaches the loss.
         fit = rm.fit(data.subset(train).inputs,
