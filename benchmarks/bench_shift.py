@@ -101,9 +101,10 @@ def load_sets(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     from rewardlab.data import read_preferences, split_train_valid
 
     saved, meta = args.work / "sets", args.work / "meta.jsonl"
-    if saved.is_dir() and meta.is_file():
-        return {name: datasets.load_from_disk(str(saved / name))
-                for name in ("train", "hh_test", "pandalm")}, meta
+    sizes = {"train": args.train_pairs, "hh_test": args.test_pairs, "pandalm": args.eval_pairs}
+    if saved.is_dir() and meta.is_file():  # a smaller run takes a subset of the saved sets
+        return {name: sample(datasets.load_from_disk(str(saved / name)), n, 3)
+                for name, n in sizes.items()}, meta
     hh, _ = read_preferences(expand([HH_FILES]), drop_suspicious=True)
     train, test = split_train_valid(hh, valid_frac=0.1, seed=0)
     pl, _ = read_preferences([PANDALM], on_bad="skip", drop_suspicious=True)
