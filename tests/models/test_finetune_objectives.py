@@ -123,3 +123,20 @@ def test_strength_resume_fingerprint_follows_the_meta_file_content(tmp_path: Pat
     assert _fingerprint(pairs, config, StrengthConfig()) == first
     meta.write_text(meta.read_text() + json.dumps({"prompt": "x", "responses": ["a", "b"]}))
     assert _fingerprint(pairs, config, StrengthConfig()) != first
+
+
+def test_contrastive_and_metarm_on_a_mean_pooled_encoder(tmp_path: Path) -> None:
+    # An encoder's head reads the mean-pooled states (--pooling auto): the views are those.
+    encoder = tiny_encoder(tmp_path / "enc")
+    rm = _fit(str(encoder), lora_r=4, contrastive="simcse-response",
+              meta=str(_meta_file(tmp_path)))
+    assert rm.pooling == "mean"
+    heads = HeadInputs(rm.lora.model, last_token=False)
+    mask = torch.ones(2, 3, dtype=torch.long)
+    with heads.recording(mask) as seen:
+        rm.lora.model.eval()
+        from rewardlab.models.pooling import pooled_rewards
+
+        pooled_rewards(rm.lora.model, {"input_ids": torch.tensor([[101, 7592, 102]] * 2),
+                                       "attention_mask": mask}, "mean")
+    assert len(seen) == 1 and seen[0].shape == (2, 32)
