@@ -17,6 +17,7 @@ from rewardlab.config import ConfigError, ModelConfig
 from rewardlab.models import load_reward_model
 from rewardlab.models.finetune import FinetuneRewardModel
 from rewardlab.models.objectives import HeadInputs
+from rewardlab.models.pooling import pooled_rewards
 from tiny_models import tiny_config, toy_pairs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -135,8 +136,6 @@ def test_contrastive_and_metarm_on_a_mean_pooled_encoder(tmp_path: Path) -> None
     mask = torch.ones(2, 3, dtype=torch.long)
     with heads.recording(mask) as seen:
         rm.lora.model.eval()
-        from rewardlab.models.pooling import pooled_rewards
-
         pooled_rewards(rm.lora.model, {"input_ids": torch.tensor([[101, 7592, 102]] * 2),
                                        "attention_mask": mask}, "mean")
     assert len(seen) == 1 and seen[0].shape == (2, 32)
