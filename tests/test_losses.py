@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rewardlab.losses import preference_loss
+from rewardlab.losses import difference_loss, preference_loss, simcse_loss
 
 
 def _sig(x: float) -> float:
@@ -125,6 +125,83 @@ def test_sum_and_mean_by_hand() -> None:
         preference_loss(d, target=torch.ones(3, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"^margin has shape \(4, 1\) but delta has shape"):
         preference_loss(d, margin=torch.ones(4, 1, dtype=torch.float64))
+
+
+# -- SimCSE (InfoNCE over two dropout views) --------------------------------------------------
+def test_simcse_by_hand() -> None:
+    # cos(a0,b0) = 1, cos(a0,b1) = 1/√2, cos(a1,b0) = 0, cos(a1,b1) = 1/√2; τ = 0.5
+    a = torch.tensor([[2.0, 0.0], [0.0, 3.0]], dtype=torch.float64)
+    b = torch.tensor([[5.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    r = math.sqrt(2)
+    row0 = math.log(1 + math.exp(r - 2))  # -log e^2 / (e^2 + e^√2)
+    row1 = math.log(1 + math.exp(-r))  # -log e^√2 / (e^0 + e^√2)
+    got = simcse_loss(a, b, temperature=0.5)
+    assert float(got) == pytest.approx((row0 + row1) / 2, rel=1e-12)
+
+
+def test_simcse_equal_similarities_give_log_n_and_one_row_gives_zero() -> None:
+    a = torch.ones(3, 4, dtype=torch.float64)
+    assert float(simcse_loss(a, a.clone(), temperature=0.1)) == pytest.approx(math.log(3))
+    assert float(simcse_loss(a[:1], a[:1], temperature=0.1)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_simcse_is_one_directional_and_lower_when_views_match() -> None:
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    # b -> a: row0 logits [1, 0]/τ, row1 [1/√2, 1/√2]/τ: differs from a -> b
+    assert float(simcse_loss(a, b, temperature=1.0)) != pytest.approx(
+        float(simcse_loss(b, a, temperature=1.0)))
+    assert float(simcse_loss(a, a, temperature=0.05)) < float(simcse_loss(a, b, temperature=0.05))
+
+
+def test_simcse_refuses_bad_shapes_and_temperature() -> None:
+    with pytest.raises(ValueError, match="views"):
+        simcse_loss(torch.ones(3, 2), torch.ones(2, 2))
+    with pytest.raises(ValueError, match="temperature"):
+        simcse_loss(torch.ones(3, 2), torch.ones(3, 2), temperature=0.0)
+
+
+def test_simcse_gradcheck() -> None:
+    a = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: simcse_loss(a, b, temperature=0.3), (a, b))
+
+
+# -- MetaRM's difference loss J --------------------------------------------------------------
+def test_difference_loss_by_hand() -> None:
+    # one prompt, k = 3, rewards 0, 1, 3: 2/9 · (σ(1) + σ(3) + σ(2))
+    got = difference_loss(torch.tensor([[0.0, 1.0, 3.0]], dtype=torch.float64))
+    assert float(got) == pytest.approx(2 / 9 * (_sig(1) + _sig(3) + _sig(2)), rel=1e-12)
+
+
+def test_difference_loss_two_responses_and_order_free() -> None:
+    # k = 2: J = 2/4 · σ(|Δ|); the sign of Δ does not matter
+    r = torch.tensor([[0.5, -1.5], [-1.5, 0.5]], dtype=torch.float64)
+    assert float(difference_loss(r)) == pytest.approx(0.5 * _sig(2.0), rel=1e-12)
+
+
+def test_difference_loss_masked_prompts_use_their_own_k() -> None:
+    # prompt 0: k = 3 (0, 1, 3); prompt 1: k = 2 (2, 2), the third entry is padding
+    r = torch.tensor([[0.0, 1.0, 3.0], [2.0, 2.0, 99.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    j0 = 2 / 9 * (_sig(1) + _sig(3) + _sig(2))
+    j1 = 2 / 4 * _sig(0)  # = 0.25
+    assert float(difference_loss(r, mask)) == pytest.approx((j0 + j1) / 2, rel=1e-12)
+
+
+def test_difference_loss_gradient_pushes_rewards_apart() -> None:
+    # J = σ(|r0 - r1|)/2; at r0 - r1 = 1: dJ/dr0 = σ'(1)/2 = -dJ/dr1 (ascent spreads them)
+    r = torch.tensor([[1.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    difference_loss(r).backward()
+    s = _sig(1) * (1 - _sig(1))
+    assert r.grad[0].tolist() == pytest.approx([s / 2, -s / 2], rel=1e-12)
+
+
+def test_difference_loss_refuses_prompts_with_one_response() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        difference_loss(torch.zeros(2, 2), torch.tensor([[True, True], [True, False]]))
+    with pytest.raises(ValueError, match=r"\[P, K\]"):
+        difference_loss(torch.zeros(3))
 
 
 # -- the nuclear-norm diversity term -------------------------------------------------------------

@@ -320,11 +320,38 @@ class FinetuneConfig:
     its own members and folds, trained alone on the full data (strength: rank 0 gathers them).
     """
 
+    contrastive: Literal["none", "simcse-diff", "simcse-response"] = "none"
+    """Contrastive term added to the finetune loss, L = L_BT + β·L_cl (Secrets of RLHF Part II,
+    §3.1): SimCSE over two dropout views of each input, on the representation of the preference
+    difference (chosen minus rejected; 'simcse-diff') or of single responses
+    ('simcse-response'). Turns the backbone's dropout back on and runs each batch twice.
+    """
+    contrastive_weight: float = 0.1
+    """β, the weight of the contrastive term (the paper uses 0.1 to 1)."""
+    contrastive_temperature: float = 0.05
+    """τ of the SimCSE loss (SimCSE's default, 0.05)."""
+    meta: str | None = None
+    """MetaRM (Dou et al. 2024): a file of unlabeled prompts with several responses each, from
+    the distribution to adapt to ('prompt' + 'responses' list, or 'prompt' + 'response' rows).
+    Each step first ascends its difference loss J, then takes the labelled loss there.
+    """
+    meta_lr: float | None = None
+    """η of MetaRM's ascent step θ' = θ + η·∇J(θ) (default: the training --lr)."""
+    meta_batch_size: int = 2
+    """MetaRM: meta-set prompts per step, each with all its responses (J's batch)."""
+
     def __post_init__(self) -> None:
         _check_literals(self)
         _at_least(self, 0, "lora_r")
         _at_least(self, 1, "grad_accum")
         _in_unit(self, "warmup_ratio")
+        _at_least(self, 0, "contrastive_weight")
+        _at_least(self, 1, "meta_batch_size")
+        _check(self.contrastive_temperature > 0, "contrastive_temperature",
+               f"must be positive, got {self.contrastive_temperature}")
+        _check(self.meta_lr is None or self.meta_lr >= 0, "meta_lr",
+               f"must be at least 0, got {self.meta_lr}")
+        _check(self.meta is None or bool(self.meta.strip()), "meta", "must name a file")
 
 
 @dataclass
@@ -393,6 +420,10 @@ class ModelConfig:
         _check(self.lr is None or self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _at_least(self, 8, "max_length")
         _at_least(self, 0, "weight_decay")
+        f = self.finetune
+        for name, used in (("contrastive", f.contrastive != "none"), ("meta", f.meta)):
+            _check(not used or self.backend == "finetune", name,
+                   "is an option of the finetune backend; add --backend finetune")
         _check(self.pooling != "head" or self.backend == "finetune", "pooling",
                "'head' reads a fine-tuned classification head: it needs --backend finetune")
         _at_least(self, 0, "diversity_weight")

@@ -1,4 +1,6 @@
-"""The preference loss family, as one pure function of tensors, and the terms added to it.
+"""The training losses, as pure functions of tensors: the preference loss family, and the
+terms added to it (SimCSE's contrastive loss, MetaRM's difference loss, the nuclear-norm
+diversity of LoRA ensembles).
 
 Sign convention everywhere in rewardlab: ``delta = r(x, y_chosen) - r(x, y_rejected)``, so a
 positive Δ means the model prefers the response labelled ``chosen``.
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nuclear_diversity_loss", "preference_loss"]
+__all__ = ["difference_loss", "nuclear_diversity_loss", "preference_loss", "simcse_loss"]
 
 
 def _as_pair_tensor(value: float | torch.Tensor, delta: torch.Tensor, name: str) -> torch.Tensor:
@@ -67,6 +69,69 @@ def preference_loss(
         return losses.sum()
     return losses
 
+
+
+def simcse_loss(view_a: torch.Tensor, view_b: torch.Tensor, *,
+                temperature: float = 0.05) -> torch.Tensor:
+    """SimCSE's unsupervised InfoNCE loss (Gao et al. 2021, eq. 1), mean over the batch.
+
+    ``ℓ_i = -log( exp(cos(a_i, b_i)/τ) / Σ_j exp(cos(a_i, b_j)/τ) )``
+
+    ``a_i`` and ``b_i`` are two dropout views of the same input (the positive pair); the other
+    ``b_j`` in the batch are its negatives. One direction (a -> b), as SimCSE. Wang et al. 2024
+    ("Secrets of RLHF Part II", §3.1) add it to the reward model's loss, ``L = L_BT + β·L_cl``,
+    on the representation of single responses or of the preference difference
+    (``h(chosen) - h(rejected)``): the caller picks which vectors to pass.
+
+    Args:
+        view_a, view_b: ``[N, H]`` representations, row ``i`` of each from the same input.
+        temperature: τ > 0 (SimCSE uses 0.05).
+
+    Returns a scalar; ``log N`` when every similarity is equal, towards 0 as each ``a_i``
+    matches its own ``b_i`` and no other. A batch of one has no negatives: the loss is 0.
+    """
+    if view_a.shape != view_b.shape or view_a.dim() != 2:
+        raise ValueError(f"views must both be [N, H]; got {tuple(view_a.shape)} and "
+                         f"{tuple(view_b.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    logits = F.normalize(view_a, dim=-1) @ F.normalize(view_b, dim=-1).T / temperature  # [N, N]
+    labels = torch.arange(view_a.shape[0], device=view_a.device)
+    return F.cross_entropy(logits, labels)
+
+
+def difference_loss(rewards: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """MetaRM's difference loss J (Dou et al. 2024, arXiv 2405.00438, §3, eq. 2), mean over
+    prompts. Training *maximizes* it: larger J means the rewards of one prompt's responses are
+    further apart, i.e. the model tells them apart.
+
+    For one prompt with ``k`` responses ``s_1..s_k``:
+    ``J = 2/k² · Σ_{i<j} σ(|r(x, s_i) - r(x, s_j)|)``
+
+    The paper's normalization is ``2/k²`` (not one over the number of pairs), so a prompt's J
+    lies in ``[(k-1)/(2k), (k-1)/k)``; with ``k = 2``, ``J = σ(|Δ|)/2`` in ``[0.25, 0.5)``.
+
+    Args:
+        rewards: ``[P, K]`` rewards of up to ``K`` responses for each of ``P`` prompts.
+        mask: ``[P, K]`` bool, which entries are real responses (default: all). Prompts may have
+            different ``k``; each uses its own. A prompt needs at least 2 responses.
+
+    Returns a scalar: the mean over prompts of each prompt's J.
+    """
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards must be [P, K], got shape {tuple(rewards.shape)}")
+    if mask is None:
+        mask = torch.ones_like(rewards, dtype=torch.bool)
+    if mask.shape != rewards.shape:
+        raise ValueError(f"mask has shape {tuple(mask.shape)} but rewards {tuple(rewards.shape)}")
+    k = mask.sum(dim=1).to(rewards.dtype)  # [P]
+    if bool((k < 2).any()):
+        raise ValueError("every prompt needs at least 2 responses for the difference loss")
+    gap = (rewards.unsqueeze(2) - rewards.unsqueeze(1)).abs()  # [P, K, K]
+    both = mask.unsqueeze(2) & mask.unsqueeze(1)
+    upper = torch.ones_like(both).triu(diagonal=1)  # each unordered pair once (i < j)
+    per_prompt = (torch.sigmoid(gap) * (both & upper)).sum(dim=(1, 2))  # [P]
+    return (2 * per_prompt / k**2).mean()
 
 
 def nuclear_diversity_loss(stacks: Sequence[torch.Tensor]) -> torch.Tensor:

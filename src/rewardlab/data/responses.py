@@ -42,7 +42,8 @@ from rewardlab.data.streams import DEFAULT_MAX_RECORD_BYTES
 if TYPE_CHECKING:
     import datasets
 
-__all__ = ["RESPONSE_COLUMNS", "detect_input_kind", "read_responses", "render_conversation"]
+__all__ = ["RESPONSE_COLUMNS", "detect_input_kind", "normalize_response", "read_responses",
+           "render_conversation"]
 
 RESPONSE_COLUMNS = ("response", "completion")
 """Where a record's response may be, in this order."""
@@ -108,7 +109,7 @@ def _split_messages(messages: Any) -> tuple[list[Any], list[Any]]:
     return messages[:last], messages[last:last + 1]
 
 
-def _normalize(record: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
+def normalize_response(record: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
     """``(prompt, response, format, consumed response column)`` of one record."""
     column = next((c for c in RESPONSE_COLUMNS if c in record), None)
     if column is None:
@@ -146,7 +147,7 @@ def _read_input(unit: Input, on_bad: str, rows: list[dict[str, Any]],
                 raise DataError("holds a preference pair (chosen/rejected) while the first "
                                 "input holds single responses; score pairs and responses "
                                 "separately", reason=WRONG_TYPE)
-            prompt, response, fmt, column = _normalize(record)
+            prompt, response, fmt, column = normalize_response(record)
             source = record.get("source")
             source = unit.default_source if source is None else source
             if not isinstance(source, str):

@@ -13,6 +13,10 @@ its own data order. Causal LMs run chosen and rejected with their prompt once
 
 Sign convention: ``Δ = r(prompt + chosen) - r(prompt + rejected)``; positive prefers chosen.
 
+Batches of pairs (tokenized pairs, collation, Δ of a batch, the length-grouped training
+order) live in :mod:`rewardlab.models.batches`; the extra objectives' machinery (MetaRM's
+ascent step, the contrastive views) in :mod:`rewardlab.models.objectives`.
+
 Under ``accelerate launch`` with ``--parallel data`` (DDP), every rank uses the same seeds, the
 prepared data loader gives each rank its own slice of every global batch (``config.batch_size``
 pairs per optimizer micro-step across all processes), and DDP averages the gradients, so all
@@ -28,24 +32,28 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from rewardlab.config import ModelConfig
+from rewardlab.data.meta import MetaSet, read_meta
 from rewardlab.evaluation import accuracy
 from rewardlab.files import write_folder_atomically
 from rewardlab.launch import Ranks, alone
 from rewardlab.layout import MODEL_INFO_FILE
-from rewardlab.losses import nuclear_diversity_loss, preference_loss
+from rewardlab.losses import (
+    difference_loss,
+    nuclear_diversity_loss,
+    preference_loss,
+    simcse_loss,
+)
 from rewardlab.models.base import (
     FitResult,
     Pairs,
-    as_index,
     member_seed,
     per_pair_inputs,
     read_model_info,
@@ -53,8 +61,17 @@ from rewardlab.models.base import (
     resolve_device,
     write_model_info,
 )
+from rewardlab.models.batches import (
+    EncodedPairs,
+    LengthGroupedBatches,
+    PairScorer,
+    collate_packed,
+    collate_pairs,
+    pair_deltas,
+)
 from rewardlab.models.lora import LoraEnsemble, adapter_name, check_base, weights_hash
-from rewardlab.models.packing import pack_pairs, packed_rewards, supports_packing
+from rewardlab.models.objectives import HeadInputs, MetaBatches, ascended, contrastive_views
+from rewardlab.models.packing import supports_packing
 from rewardlab.models.pooling import (
     freeze_unused_pooler,
     pooled_rewards,
@@ -62,14 +79,12 @@ from rewardlab.models.pooling import (
     reward_head,
 )
 from rewardlab.models.text import (
-    EncodedText,
     encode_pairs,
     encode_prompt_response,
     is_decoder_only,
     pad_encoded,
     prepare_tokenizer,
     resolve_model_path,
-    truncation_counts,
 )
 
 if TYPE_CHECKING:  # accelerate is imported only when training starts
@@ -80,97 +95,7 @@ __all__ = ["EncodedPairs", "FinetuneRewardModel", "LengthGroupedBatches", "PairS
 
 log = logging.getLogger("rewardlab")
 
-_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 _TOKENIZER_DIR = "tokenizer"
-
-
-# -- inputs -----------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class EncodedPairs:
-    """Tokenized pairs: ``chosen[i]`` and ``rejected[i]`` are the inputs ``prompt_i + response``."""
-
-    chosen: list[EncodedText]
-    rejected: list[EncodedText]
-
-    def __len__(self) -> int:
-        return len(self.chosen)
-
-    def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> EncodedPairs:
-        """The pairs at ``index`` (positions or a boolean mask)."""
-        idx = as_index(index, len(self))
-        return EncodedPairs([self.chosen[i] for i in idx], [self.rejected[i] for i in idx])
-
-    def truncation(self) -> dict[str, int]:
-        """How many of these pairs were cut to the token budget, and how
-        (:func:`rewardlab.models.text.truncation_counts`)."""
-        return truncation_counts(self.chosen, self.rejected)
-
-
-def collate_pairs(data: EncodedPairs, pad_id: int,
-                  indices: Sequence[int]) -> dict[str, torch.Tensor]:
-    """A training or scoring batch of the pairs ``indices`` (``B`` of them).
-
-    Returns ``chosen_input_ids``, ``chosen_attention_mask`` (and ``chosen_token_type_ids`` when
-    the model uses token types), the same with ``rejected_``, all ``[B, L]`` padded to one
-    length ``L`` so they can be stacked into one forward pass, plus ``index`` ``[B]`` (the pair
-    indices, to look up per-pair targets and margins). Chosen and rejected are kept as separate
-    keys, not pre-concatenated, so any row-wise split of the batch (as accelerate does across
-    processes) keeps each pair's two halves together.
-    """
-    idx = list(indices)
-    chosen = [data.chosen[i] for i in idx]
-    rejected = [data.rejected[i] for i in idx]
-    width = max((len(x) for x in chosen + rejected), default=0)
-    batch = {f"chosen_{k}": v for k, v in pad_encoded(chosen, pad_id, width).items()}
-    batch.update({f"rejected_{k}": v for k, v in pad_encoded(rejected, pad_id, width).items()})
-    batch["index"] = torch.tensor(idx, dtype=torch.long)
-    return batch
-
-
-def collate_packed(data: EncodedPairs, pad_id: int,
-                   indices: Sequence[int]) -> dict[str, torch.Tensor]:
-    """A batch of the pairs ``indices`` with each prompt once
-    (:func:`rewardlab.models.packing.pack_pairs`: ``[B, L]`` rows), plus ``index`` ``[B]``."""
-    idx = list(indices)
-    batch = pack_pairs([data.chosen[i] for i in idx], [data.rejected[i] for i in idx], pad_id)
-    batch["index"] = torch.tensor(idx, dtype=torch.long)
-    return batch
-
-
-def pair_deltas(model: torch.nn.Module, batch: dict[str, torch.Tensor],
-                pooling: str = "head") -> torch.Tensor:
-    """Δ ``[B]`` float32 for a batch from :func:`collate_pairs` or :func:`collate_packed`.
-
-    A padded batch concatenates chosen and rejected into ``[2B, L]`` so both go through the
-    network together (one kernel launch per layer, and identical normalization statistics); a
-    packed batch runs each pair as one row. ``pooling`` is what the reward head reads
-    (:func:`rewardlab.models.pooling.resolve_pooling`; packed batches are decoder-only: the last
-    token).
-    """
-    if "packed_input_ids" in batch:
-        rewards = packed_rewards(model, batch)  # [B, 2]
-        return rewards[:, 0] - rewards[:, 1]
-    inputs = {name: torch.cat([batch[f"chosen_{name}"], batch[f"rejected_{name}"]])
-              for name in _INPUT_NAMES if f"chosen_{name}" in batch}
-    rewards = pooled_rewards(model, inputs, pooling)  # [2B]
-    b = batch["chosen_input_ids"].shape[0]
-    return rewards[:b] - rewards[b:]
-
-
-class PairScorer(torch.nn.Module):
-    """``model`` as a module whose forward takes a batch of pairs and returns Δ ``[B]``.
-
-    Training prepares this wrapper (not the bare model), so a packed batch, which calls the
-    backbone and the head apart, still runs through one DDP forward.
-    """
-
-    def __init__(self, model: torch.nn.Module, pooling: str = "head") -> None:
-        super().__init__()
-        self.model = model
-        self.pooling = pooling
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return pair_deltas(self.model, batch, self.pooling)
 
 
 # -- training helpers ---------------------------------------------------------------------------
@@ -213,38 +138,6 @@ def _warmup_linear(optimizer: torch.optim.Optimizer, warmup: int,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-class LengthGroupedBatches:
-    """Random training batches of pairs of similar length (a batch sampler).
-
-    Each epoch draws a random order from ``generator``, cuts it into spans of ``group`` batches,
-    sorts each span by length and splits it into batches, then shuffles the batches. Every pair
-    is seen once per epoch and the order is still the member's own random one, but a batch pads
-    its inputs to a length its pairs share: on 1,000 HH pairs at 256 tokens, batches of 8 hold
-    92% real tokens instead of 65% (as ``transformers``' ``group_by_length``).
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator,
-                 group: int = 50) -> None:
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.drop_last = False  # read by accelerate when it shards the batches
-        self.generator = generator
-        self.group = group
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        n, size = len(self.lengths), self.batch_size
-        order = torch.randperm(n, generator=self.generator).tolist()
-        batches = []
-        for start in range(0, n, size * self.group):
-            span = sorted(order[start:start + size * self.group], key=self.lengths.__getitem__)
-            batches += [span[k:k + size] for k in range(0, len(span), size)]
-        for b in torch.randperm(len(batches), generator=self.generator).tolist():
-            yield batches[b]
-
-
 @dataclasses.dataclass
 class _MemberRun:
     """What training one member produced."""
@@ -254,6 +147,24 @@ class _MemberRun:
     last_epoch_loss: float
     eval_points: list[tuple[int, float]]  # (optimizer step, epoch) of each validation point
     valid_deltas: list[torch.Tensor]  # Δ [N_valid] at each validation point
+
+
+@dataclasses.dataclass
+class _Extras:
+    """One member's extra objectives, each ``None`` when off: MetaRM's meta batches and the
+    recorder of the head's inputs for the contrastive term."""
+
+    meta: MetaBatches | None
+    heads: HeadInputs | None
+
+    def recording(self, batch: dict[str, torch.Tensor]
+                  ) -> contextlib.AbstractContextManager[list[torch.Tensor]]:
+        """The head's inputs ``[2B, H]`` of each forward of the padded pair ``batch`` in the
+        block (none recorded without --contrastive)."""
+        if self.heads is None:
+            return contextlib.nullcontext([])
+        mask = torch.cat([batch["chosen_attention_mask"], batch["rejected_attention_mask"]])
+        return self.heads.recording(mask)
 
 
 # -- the backend --------------------------------------------------------------------------------
@@ -376,6 +287,8 @@ class FinetuneRewardModel:
         """How batches for ``model`` are built: packed (each prompt once) for decoder-only
         models that take a custom mask, padded pairs otherwise."""
         packed = self.pack_prompts and not self.pair_format and supports_packing(model)
+        # The contrastive term reads the head's input per chosen and rejected row.
+        packed = packed and self.config.finetune.contrastive == "none"
         return collate_packed if packed else collate_pairs
 
     # -- members ----------------------------------------------------------------------------------
@@ -401,7 +314,8 @@ class FinetuneRewardModel:
         model_config.pad_token_id = pad_id
         if model_config.get_text_config() is not model_config:
             model_config.get_text_config().pad_token_id = pad_id
-        _zero_dropout(model_config)
+        if self.config.finetune.contrastive == "none":
+            _zero_dropout(model_config)  # SimCSE's two views are two dropout masks: keep them
         dtype = self._base_dtype()
         self._bf16_base = dtype == torch.bfloat16
         model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -493,11 +407,12 @@ class FinetuneRewardModel:
                      "%d, response cut: %d); none dropped", truncation["truncated"], n,
                      self.max_length, truncation["prompt_cut"], truncation["response_cut"])
         valid_data = self.prepare(valid) if valid is not None and len(valid) else None
+        meta = self._meta_batches(accelerator)
         self._models, self._lora = [], None
         # LoRA: one backbone for every member, loaded before any member's seed is drawn.
         base = self._load_backbone() if c.finetune.lora_r > 0 else None
         runs = [self._train_member(m, accelerator, data, t, mg, batch=batch, valid=valid_data,
-                                   eval_every=eval_every, base=base)
+                                   eval_every=eval_every, base=base, meta=meta)
                 for m in range(self.members)]
         self._models = [run.model for run in runs if run.model is not None]
         curve = _ensemble_curve(runs) if valid_data is not None else []
@@ -523,10 +438,28 @@ class FinetuneRewardModel:
                              f"{accelerator.num_processes} processes")
         return accelerator
 
+    def _meta_batches(self, accelerator: Accelerator) -> MetaBatches | None:
+        """MetaRM's meta set (``--meta``), tokenized, ``--meta-batch-size`` prompts per step;
+        ``None`` without one."""
+        f = self.config.finetune
+        if f.meta is None:
+            return None
+        if accelerator.num_processes > 1:
+            raise ValueError("--meta: MetaRM trains in one process (its ascent step takes "
+                             "gradients outside DDP); use --parallel members or one process")
+        meta_set: MetaSet
+        meta_set, report = read_meta(f.meta)
+        for line in report.problem_lines():
+            log.warning("meta set %s: %s", f.meta, line)
+        log.info("MetaRM: %d prompts, %d responses in %s", len(meta_set), meta_set.texts, f.meta)
+        return MetaBatches(meta_set, self.tokenizer, self.pad_id, max_length=self.max_length,
+                           pair_format=self.pair_format, prompts=f.meta_batch_size)
+
     def _train_member(self, m: int, accelerator: Accelerator, data: EncodedPairs,
                       target: torch.Tensor, margin: torch.Tensor, *, batch: int,
                       valid: EncodedPairs | None, eval_every: int,
-                      base: tuple[torch.nn.Module, list[str]] | None) -> _MemberRun:
+                      base: tuple[torch.nn.Module, list[str]] | None,
+                      meta: MetaBatches | None) -> _MemberRun:
         """Train member ``m``; a full model comes back unwrapped, on the CPU, in eval mode (a
         LoRA member stays in :attr:`lora`).
 
@@ -552,9 +485,14 @@ class FinetuneRewardModel:
         scheduler = _warmup_linear(optimizer, round(f.warmup_ratio * total), total)
         prepared = accelerator.prepare(PairScorer(model, self.pooling), optimizer, loader,
                                        scheduler)
+        if meta is not None:
+            meta.restart(seed)
+        heads = (HeadInputs(model, last_token=not self.pair_format)
+                 if f.contrastive != "none" else None)
+        extras = _Extras(meta, heads)
         run = self._member_loop(m, accelerator, *prepared, target.to(accelerator.device),
                                 margin.to(accelerator.device), total=total, valid=valid,
-                                every=eval_every or max(1, total // 20))
+                                every=eval_every or max(1, total // 20), extras=extras)
         trained = accelerator.unwrap_model(prepared[0], keep_fp32_wrapper=False).model
         run.model = None if f.lora_r > 0 else trained.to("cpu").eval()
         trained.eval()
@@ -564,16 +502,21 @@ class FinetuneRewardModel:
     def _member_loop(self, m: int, accelerator: Accelerator, scorer: torch.nn.Module,
                      optimizer: torch.optim.Optimizer, loader: Any, scheduler: Any,
                      target: torch.Tensor, margin: torch.Tensor, *, total: int,
-                     valid: EncodedPairs | None, every: int) -> _MemberRun:
+                     valid: EncodedPairs | None, every: int, extras: _Extras) -> _MemberRun:
         """The training loop of one member: ``total`` optimizer steps over its epochs.
-        ``scorer`` is the prepared :class:`PairScorer`."""
+        ``scorer`` is the prepared :class:`PairScorer`.
+
+        The loss is Bradley-Terry (:func:`preference_loss`), plus ``β·simcse_loss`` over two
+        dropout passes with ``--contrastive``; with ``--meta`` it is taken at MetaRM's ascended
+        weights ``θ' = θ + η·∇J(θ)`` (:func:`ascended`), and its gradient there updates θ.
+        """
         from tqdm.auto import tqdm
 
-        c = self.config
-        name = f"member {m + 1}/{self.members}"
-        if self.label:
-            name = self.label if self.members == 1 else f"{self.label}, {name}"
-        bar = tqdm(total=total, desc=f"finetune {name}", unit="step",
+        c, f = self.config, self.config.finetune
+        model = accelerator.unwrap_model(scorer).model
+        params = [p for p in scorer.parameters() if p.requires_grad]
+        meta_lr = f.meta_lr if f.meta_lr is not None else c.resolved_lr
+        bar = tqdm(total=total, desc=f"finetune {self._member_name(m)}", unit="step",
                    disable=not self.progress or not accelerator.is_local_main_process)
         run = _MemberRun(None, 0, float("nan"), [], [])
         scorer.train()
@@ -581,10 +524,23 @@ class FinetuneRewardModel:
             losses = []
             for b, inputs in enumerate(loader):
                 with accelerator.accumulate(scorer):
-                    delta = scorer(inputs)  # [B_rank]
                     idx = inputs["index"]
-                    loss = preference_loss(delta, target=target[idx], margin=margin[idx])
-                    accelerator.backward(loss + self._diversity_term())
+                    j = None
+                    if extras.meta is not None:  # MetaRM's J on a meta batch, at θ
+                        with accelerator.autocast():
+                            j = difference_loss(*extras.meta.rewards(
+                                partial(pooled_rewards, model, how=self.pooling),
+                                accelerator.device))
+                    with ascended(params, j, meta_lr), extras.recording(inputs) as heads:
+                        delta = scorer(inputs)  # [B_rank]
+                        loss = preference_loss(delta, target=target[idx], margin=margin[idx])
+                        if f.contrastive != "none":  # a second pass: SimCSE's second view
+                            scorer(inputs)
+                            views = contrastive_views(f.contrastive, *heads)
+                            loss = loss + f.contrastive_weight * simcse_loss(
+                                *views, temperature=f.contrastive_temperature)
+                        # at θ' under MetaRM: first-order
+                        accelerator.backward(loss + self._diversity_term())
                     if accelerator.sync_gradients and c.finetune.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(scorer.parameters(),
                                                     c.finetune.max_grad_norm)
@@ -593,19 +549,32 @@ class FinetuneRewardModel:
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 losses.append(float(accelerator.reduce(loss.detach(), "mean")))
-                if not accelerator.sync_gradients:
-                    continue
-                run.steps += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                if valid is not None and (run.steps % every == 0 or run.steps == total):
-                    run.eval_points.append((run.steps, epoch + (b + 1) / len(loader)))
-                    run.valid_deltas.append(self._member_deltas(
-                        accelerator.unwrap_model(scorer).model, valid, accelerator.device))
-                    scorer.train()
+                if accelerator.sync_gradients:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                    self._count_step(run, model, valid, accelerator.device, total=total,
+                                     every=every, epoch=epoch + (b + 1) / len(loader))
             run.last_epoch_loss = sum(losses) / max(len(losses), 1)
         bar.close()
         return run
+
+    def _member_name(self, m: int) -> str:
+        """What the progress bar calls member ``m``: "member m/M", or the label a strength job
+        gives it."""
+        name = f"member {m + 1}/{self.members}"
+        if self.label:
+            name = self.label if self.members == 1 else f"{self.label}, {name}"
+        return name
+
+    def _count_step(self, run: _MemberRun, model: torch.nn.Module, valid: EncodedPairs | None,
+                    device: torch.device, *, total: int, every: int, epoch: float) -> None:
+        """Count one optimizer step in ``run``; every ``every`` steps (and at the last) score
+        ``valid`` with the member (``model``, unwrapped) as it stands."""
+        run.steps += 1
+        if valid is not None and (run.steps % every == 0 or run.steps == total):
+            run.eval_points.append((run.steps, epoch))
+            # _member_deltas puts the model back in training mode when it is done.
+            run.valid_deltas.append(self._member_deltas(model, valid, device))
 
     def _diversity_term(self) -> torch.Tensor | float:
         """What ``--diversity nuclear`` adds to the member's loss: α times minus the nuclear norm

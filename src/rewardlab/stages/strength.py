@@ -158,6 +158,11 @@ def _fingerprint(pairs: Pairs, model: ModelConfig, strength: StrengthConfig) -> 
     settings.pop("encode_batch_size", None)
     settings["finetune"].pop("parallel", None)
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    if model.finetune.meta:  # MetaRM: what the meta file holds, not only its name
+        from rewardlab.data.meta import read_meta
+
+        meta = read_meta(model.finetune.meta)[0]
+        h.update(json.dumps([meta.prompts, meta.responses]).encode())
     return h.hexdigest()
 
 
