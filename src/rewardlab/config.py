@@ -283,11 +283,12 @@ class EmbeddingConfig:
     random half of the feature dimensions) or anchored (each is pulled toward its own random
     initial weights). BENCHMARKS.md says what each does to the ensemble's uncertainty.
     """
-    features: Literal["separate", "joint"] = "separate"
+    features: Literal["separate", "joint", "joint-response"] = "separate"
     """Embedding backend: what the frozen encoder reads. 'separate' encodes each distinct prompt
     and response on its own (cheapest); 'joint' encodes each prompt + response as one sequence
     (the prompt keeps its end, the response its start), so the pooled vector sees how the
-    response answers the prompt; the heads read it where the response vector was. Own cache.
+    response answers the prompt, and the heads read it where the response vector was;
+    'joint-response' pools only the response's tokens of that sequence. Each has its own cache.
     """
 
     def __post_init__(self) -> None:

@@ -44,12 +44,16 @@ def same_response_two_prompts() -> Pairs:
                  ["Paris, I think.", "Paris, I think."], ["No idea.", "Ask someone else."])
 
 
-def by_hand(m: EmbeddingRewardModel, prompt: str, response: str) -> np.ndarray:
-    """The pooled vector of ``[CLS] prompt [SEP] response [SEP]`` (short: nothing is cut)."""
+def by_hand(m: EmbeddingRewardModel, prompt: str, response: str, *,
+            response_only: bool = False) -> np.ndarray:
+    """The mean-pooled, normalised vector of ``[CLS] prompt [SEP] response [SEP]`` (short:
+    nothing is cut), over all its tokens or over ``response [SEP]`` only."""
     enc = m.encoder
     ids = enc.tokenizer(prompt, response)["input_ids"]
     with torch.inference_mode():
-        return enc._forward([ids])[0]
+        hidden = enc.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+    start = len(enc.tokenizer(prompt)["input_ids"]) if response_only else 0
+    return torch.nn.functional.normalize(hidden[start:].mean(dim=0), dim=0).numpy()
 
 
 def test_joint_response_vectors_are_of_the_prompt_and_response_read_together() -> None:
@@ -73,6 +77,18 @@ def test_joint_response_vectors_are_of_the_prompt_and_response_read_together() -
     assert jv.encoder != sv.encoder  # joint vectors are never fed to a separate model
 
 
+def test_joint_response_pools_only_the_response_tokens_of_the_pair() -> None:
+    data = same_response_two_prompts()
+    m = model("joint-response")
+    vec = m.prepare(data)
+    chosen = vec.store.tensor()[torch.from_numpy(vec.chosen)].numpy()
+    for i in range(2):
+        want = by_hand(m, data.prompt[i], data.chosen[i], response_only=True)
+        np.testing.assert_allclose(chosen[i], want, atol=1e-5)
+        assert not np.allclose(chosen[i], by_hand(m, data.prompt[i], data.chosen[i]), atol=1e-3)
+    assert np.abs(chosen[0] - chosen[1]).max() > 1e-4  # the prompt is still read
+
+
 def test_joint_features_have_their_own_cache(tmp_path: Path) -> None:
     data = same_response_two_prompts()
     m = model("joint")
@@ -86,29 +102,30 @@ def test_a_long_pair_keeps_the_end_of_the_prompt_and_the_start_of_the_response()
     m = model("joint", max_length=12)
     prompt = "alpha beta gamma delta epsilon zeta eta theta"
     response = "one two three four five six seven eight nine ten"
-    ids, counts = m.encoder._tokenize([(prompt, response)], "joint")
+    ids, counts, _ = m.encoder._tokenize([(prompt, response)], "joint")
     words = m.encoder.tokenizer.convert_ids_to_tokens(ids[0])
     # 12 tokens: [CLS], [SEP] and [SEP] leave 9, all taken by the response's start.
     assert words == ["[CLS]", "[SEP]", *response.split()[:9], "[SEP]"]
     assert counts.tolist() == [10]  # the response's tokens and its closing [SEP]
     short = "one two three"
-    ids, counts = m.encoder._tokenize([(prompt, short)], "joint")
+    ids, counts, _ = m.encoder._tokenize([(prompt, short)], "joint")
     words = m.encoder.tokenizer.convert_ids_to_tokens(ids[0])
     assert words == ["[CLS]", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "[SEP]",
                      *short.split(), "[SEP]"]
     assert counts.tolist() == [4]
 
 
-@pytest.mark.parametrize("head_features", ["prompt-response", "response"])
-def test_a_saved_joint_model_reloads_and_rewards_as_it_scored(tmp_path: Path,
+@pytest.mark.parametrize(("features", "head_features"), [
+    ("joint", "prompt-response"), ("joint", "response"), ("joint-response", "prompt-response")])
+def test_a_saved_joint_model_reloads_and_rewards_as_it_scored(tmp_path: Path, features: str,
                                                               head_features: str) -> None:
     data = make_toy_pairs(48)
-    m = model("joint", head_features=head_features)
+    m = model(features, head_features=head_features)
     m.fit(data)
     delta = m.score(data)
     m.save(tmp_path / "m")
     again = EmbeddingRewardModel.load(tmp_path / "m", progress=False)
-    assert again.config.embedding.features == "joint"
+    assert again.config.embedding.features == features
     via_rewards = (again.rewards(data.prompt, data.chosen)
                    - again.rewards(data.prompt, data.rejected))
     torch.testing.assert_close(via_rewards, delta, atol=1e-5, rtol=1e-4)

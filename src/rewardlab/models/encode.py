@@ -37,10 +37,12 @@ __all__ = ["DamagedShard", "Encoded", "FeatureCache", "TextEncoder", "default_ca
 
 log = logging.getLogger("rewardlab")
 
-Side = Literal["prompt", "response", "joint"]
+Side = Literal["prompt", "response", "joint", "joint-response"]
 """Which texts a vector is of: a prompt (keeps its end), a response (keeps its start), or a
 (prompt, response) pair read as one sequence (``--features joint``; cut as the finetune backend
-cuts its inputs, :func:`rewardlab.models.text.encode_prompt_response`)."""
+cuts its inputs, :func:`rewardlab.models.text.encode_prompt_response`), pooled over all its
+tokens (``joint``) or over the response's tokens only (``joint-response``)."""
+JOINT_SIDES = ("joint", "joint-response")
 Text = str | tuple[str, str]
 """What is encoded: one text, or (prompt, response) for the joint side."""
 KEY = np.dtype("V16")
@@ -76,7 +78,8 @@ def joint_keys(pairs: Iterable[tuple[str, str]]) -> np.ndarray:
 
 def keys_of(texts: Sequence[Text], side: Side) -> np.ndarray:
     """Content keys ``[n]`` of ``texts`` of ``side`` (pairs on the joint side)."""
-    return joint_keys(texts) if side == "joint" else text_keys(texts)  # type: ignore[arg-type]
+    return (joint_keys(texts) if side in JOINT_SIDES  # type: ignore[arg-type]
+            else text_keys(texts))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -530,13 +533,19 @@ class TextEncoder:
         bar.close()
         return len(positions)
 
-    def _tokenize(self, texts: list[Text], side: Side) -> tuple[list[list[int]], np.ndarray]:
-        """Token ids of ``texts`` (special tokens included, at most ``max_length``) and the
-        token count ``[n]`` each is cached with: the whole text's, or on the joint side the
-        response's share (its kept tokens and the closing special token), so that the length
-        feature is the response's length under either ``--features``."""
-        if side == "joint":
-            return self._tokenize_joint(texts)  # type: ignore[arg-type]
+    def _tokenize(self, texts: list[Text], side: Side) -> tuple[list[list[int]], np.ndarray,
+                                                                np.ndarray]:
+        """Token ids of ``texts`` (special tokens included, at most ``max_length``), the
+        token count ``[n]`` each is cached with, and where pooling starts in each ``[n]``.
+
+        The count is the whole text's, or on the joint sides the response's share (its kept
+        tokens and the closing special token), so that the length feature is the response's
+        length under any ``--features``. Pooling starts at 0, or on the ``joint-response`` side
+        at the response's first token.
+        """
+        if side in JOINT_SIDES:
+            ids, counts, starts = self._tokenize_joint(texts)  # type: ignore[arg-type]
+            return ids, counts, starts if side == "joint-response" else np.zeros_like(starts)
         tok = self.tokenizer
         old = tok.truncation_side
         # Prompts keep their end: the last turns are what the response answers.
@@ -546,10 +555,10 @@ class TextEncoder:
                       add_special_tokens=True)["input_ids"]
         finally:
             tok.truncation_side = old
-        return ids, np.array([len(x) for x in ids], dtype=np.int32)
+        return ids, np.array([len(x) for x in ids], dtype=np.int32), np.zeros(len(ids), np.int32)
 
     def _tokenize_joint(self, pairs: list[tuple[str, str]]) -> tuple[list[list[int]],
-                                                                      np.ndarray]:
+                                                                      np.ndarray, np.ndarray]:
         """(prompt, response) pairs as one sequence each, cut as the finetune backend cuts
         them: the response keeps its start, the prompt fills what is left with its end."""
         from rewardlab.models.text import encode_prompt_response, is_decoder_only
@@ -559,15 +568,16 @@ class TextEncoder:
         enc = encode_prompt_response(self.tokenizer, [p for p, _ in pairs],
                                      [r for _, r in pairs], max_length=self.max_length,
                                      pair_format=not is_decoder_only(self.model.config))
+        starts = np.array([e.prompt_end for e in enc], dtype=np.int32)
         return ([e.input_ids for e in enc],
-                np.array([len(e) - e.prompt_end for e in enc], dtype=np.int32))
+                np.array([len(e) for e in enc], dtype=np.int32) - starts, starts)
 
     @torch.inference_mode()
     def _run_backbone(self, texts: list[Text], *, side: Side, keys: np.ndarray,
                       cache: FeatureCache | None, bar: _EncodeProgress,
                       flush_every: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """Encode one chunk of texts; every ``flush_every`` texts become a cache shard."""
-        ids, counts = self._tokenize(texts, side)
+        ids, counts, starts = self._tokenize(texts, side)
         lengths = np.array([len(x) for x in ids], dtype=np.int32)
         order = np.argsort(-lengths, kind="stable")  # longest first: memory peaks early
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -578,7 +588,8 @@ class TextEncoder:
             size = max(1, min(self.batch_size, self.tokens_per_batch // max(longest, 1)))
             batch = order[start:start + size]
             start += size
-            out[batch] = self._forward([ids[i] for i in batch])
+            out[batch] = (self._forward([ids[i] for i in batch]) if not starts.any() else
+                          self._forward([ids[i] for i in batch], pool_from=starts[batch]))
             done.extend(batch.tolist())
             bar.update(len(batch), int(lengths[batch].sum()))
             if cache is not None and (len(done) >= flush_every or start >= len(order)):
@@ -587,8 +598,9 @@ class TextEncoder:
         self.encoded_count += len(texts)
         return out, counts
 
-    def _forward(self, ids: list[list[int]]) -> np.ndarray:
-        """Pooled vectors ``[B, D]`` of one batch of token id lists (right-padded)."""
+    def _forward(self, ids: list[list[int]], pool_from: np.ndarray | None = None) -> np.ndarray:
+        """Pooled vectors ``[B, D]`` of one batch of token id lists (right-padded), pooled over
+        each row's tokens from ``pool_from`` ``[B]`` on (all of them by default)."""
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id or 0,
                                dtype=torch.long)
@@ -599,6 +611,10 @@ class TextEncoder:
         mask = mask.to(self.device)
         hidden = self.model(input_ids=input_ids.to(self.device),
                             attention_mask=mask).last_hidden_state
+        if pool_from is not None:  # every token attends to all, only the response's pool
+            before = torch.arange(width, device=self.device) < torch.from_numpy(
+                pool_from).to(self.device).unsqueeze(1)
+            mask = mask.masked_fill(before, 0)
         return self._pool(hidden, mask).float().cpu().numpy()
 
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -606,7 +622,8 @@ class TextEncoder:
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "last":
-            last = mask.sum(dim=1) - 1  # right padding: the last real token
+            # Right padding: the last real token (pooling may skip a prefix, never the end).
+            last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)

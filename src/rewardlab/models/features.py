@@ -214,38 +214,41 @@ def distinct_texts(pairs: Pairs) -> tuple[DistinctTexts, DistinctTexts]:
             DistinctTexts("response", r_keys, r_rows, responses))
 
 
-def distinct_joint(pairs: Pairs) -> DistinctTexts:
+def distinct_joint(pairs: Pairs, side: Side) -> DistinctTexts:
     """The distinct (prompt, response) pairs of the ``2N`` pair sides (chosen, then rejected),
-    each one text of the joint side."""
+    each one text of ``side`` (a joint side)."""
     n = len(pairs)
 
-    def side(i: int) -> tuple[str, str]:
+    def text(i: int) -> tuple[str, str]:
         return pairs.prompt[i % n], (pairs.chosen[i] if i < n else pairs.rejected[i - n])
 
-    keys, first, rows = _first_seen(joint_keys(side(i) for i in range(2 * n)))
-    return DistinctTexts("joint", keys, rows, lambda idx: [side(int(first[i])) for i in idx])
+    keys, first, rows = _first_seen(joint_keys(text(i) for i in range(2 * n)))
+    return DistinctTexts(side, keys, rows, lambda idx: [text(int(first[i])) for i in idx])
 
 
-def feature_sides(pairs: Pairs, *, joint: bool) -> tuple[DistinctTexts, DistinctTexts]:
-    """What the embedding backend encodes of ``pairs``: the distinct prompts, and the distinct
-    responses (``--features separate``) or (prompt, response) sides (``joint``)."""
+def feature_sides(pairs: Pairs, *, features: str) -> tuple[DistinctTexts, DistinctTexts]:
+    """What the embedding backend encodes of ``pairs`` under ``--features``: the distinct
+    prompts, and the distinct responses (``separate``) or (prompt, response) sides (``joint``,
+    ``joint-response``: also the name of their side)."""
     prompts, responses = distinct_texts(pairs)
-    return prompts, distinct_joint(pairs) if joint else responses
+    if features == "separate":
+        return prompts, responses
+    return prompts, distinct_joint(pairs, features)  # type: ignore[arg-type]
 
 
 def encode_pairs(encoder: TextEncoder, pairs: Pairs, *, dtype: str, folder: Path,
-                 key: str, joint: bool = False) -> PairVectors:
+                 key: str, features: str = "separate") -> PairVectors:
     """:class:`PairVectors` of ``pairs``: every distinct text's vector, from the cache (encoded
     when missing), streamed into a new store under ``folder``.
 
     Prompts and responses are separate texts (their truncation sides differ). Store rows are
     the distinct prompts, then the distinct responses, each in first-seen order, so the store,
     and everything computed from it, depends on the pairs alone, not on the cache's shard layout.
-    With ``joint`` the response rows are (prompt, response) read as one sequence instead (the
-    ``chosen`` and ``rejected`` rows then point at them; the prompt rows stay the prompt's own).
+    With ``features`` joint the response rows are (prompt, response) read as one sequence
+    instead (``chosen`` and ``rejected`` point at them; the prompt rows stay the prompt's own).
     """
     n = len(pairs)
-    prompts, responses = feature_sides(pairs, joint=joint)
+    prompts, responses = feature_sides(pairs, features=features)
     offset = len(prompts.keys)
     store = VectorStore(offset + len(responses.keys), encoder.dim, dtype, folder)
     tokens = np.zeros(len(responses.keys), np.int32)

@@ -79,7 +79,7 @@ def encode_in_processes(config: ModelConfig, pairs: Pairs, *, progress: bool) ->
         config = dataclasses.replace(config, device=str(state.device))
     model = EmbeddingRewardModel(config, progress=progress and state.is_main_process)
     encoder = model.encoder
-    sides = feature_sides(pairs, joint=config.embedding.features == "joint")
+    sides = feature_sides(pairs, features=config.embedding.features)
     state.wait_for_everyone()  # every process reads the cache before any process writes to it
     todo = {d.side: np.flatnonzero(encoder.cache(d.side).locate(d.keys)[:, 0] < 0)
             for d in sides}
