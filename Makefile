@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU wheel lies on this disk; see README for GPU installs.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# OpenRLHF's own reward client for the serving tests; --no-deps: its requirements are a GPU
+	# training stack (flash-attn, deepspeed, ray) and pin an older transformers.
+	$(BIN)/pip install -q --no-deps openrlhf==0.11.2
 	touch $(STAMP)
 
 install: $(STAMP)

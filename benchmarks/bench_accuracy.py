@@ -46,8 +46,8 @@ def main() -> None:
                   f"n = {len(d)})", flush=True)
     print("\n| model | all | harmless | helpful |\n|---|---|---|---|")
     for m in args.members.split(","):
-        cells = [f"{np.mean(rows[f'M={m} {part}']):.4f} ± {np.std(rows[f'M={m} {part}']):.4f}"
-                 for part in ("all", "harmless", "helpful")]
+        cells = [f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}"
+                 for v in (rows[f"M={m} {part}"] for part in ("all", "harmless", "helpful"))]
         label = f"embedding, M = {m}" + (" (mean Δ)" if m != "1" else "")
         print(f"| {label} | " + " | ".join(cells) + " |")
     if args.json:

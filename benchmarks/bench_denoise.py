@@ -48,7 +48,7 @@ from common import HH_FILES
 from rewardlab.config import ModelConfig, StrengthConfig
 from rewardlab.data import read_preferences, split_train_valid
 from rewardlab.denoise import DenoisePlan, resolve_plan
-from rewardlab.evaluation import preference_metrics
+from rewardlab.evaluation import preference_metrics, seed_spread
 from rewardlab.models import Pairs, PreparedPairs, prepare_pairs
 from rewardlab.models.encode import default_cache_dir, get_encoder
 from rewardlab.noise import choose_flips, swap_labels
@@ -93,7 +93,7 @@ def accuracy_over_seeds(train: PreparedPairs, valid: PreparedPairs, plan: Denois
         out = train_reward_model(train, model=cfg, plan=plan, strength_mean=u, progress=False)
         accs.append(preference_metrics(out.model.score(valid.inputs))["accuracy"])
         counts = out.denoise
-    return float(np.mean(accs)), float(np.std(accs)), counts
+    return (*seed_spread(accs), counts)
 
 
 def one_rate(args: argparse.Namespace, seed: int, rate: float, clean, valid_p: PreparedPairs,

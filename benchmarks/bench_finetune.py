@@ -40,7 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--lr", type=float, default=None,
+                   help="default: the backend's (2e-5 full fine-tuning, 1e-3 LoRA)")
+    p.add_argument("--pooling", default="auto", help="what the reward head reads (--pooling)")
+    p.add_argument("--lora-targets", default="all-linear", help="--lora-targets")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--lora-r", type=int, default=0)
     p.add_argument("--grad-accum", type=int, default=1)
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "backend": "finetune", "model": args.model, "members": args.members, "epochs": epochs,
         "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
         "lora_r": args.lora_r, "grad_accum": args.grad_accum, "seed": args.seed,
+        "pooling": args.pooling, "lora_targets": args.lora_targets,
         "device": args.device})
     model = FinetuneRewardModel(config)
     fit = model.fit(train, valid=valid if args.curve else None)
@@ -104,8 +108,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "members": args.members,
         "steps": fit.steps,
         "train_loss": fit.train_loss,
+        "lr": config.resolved_lr,
         "valid_accuracy": accuracy(delta),
         "valid_loss": float(preference_loss(delta)),
+        # How far the ensemble moved off "no preference": today's untrained heads sit at ~0.
+        "mean_abs_u": float(delta.abs().mean()),
         # fit's wall time over all members' steps; it includes tokenization and model loading,
         # which matter only for very short runs.
         "seconds_per_step": fit.seconds / max(fit.steps * args.members, 1),
@@ -113,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "score_seconds": score_seconds,
     }
     print(f"validation accuracy {results['valid_accuracy']:.4f}  "
-          f"loss {results['valid_loss']:.4f}  |  {fit.steps} steps x {args.members} member(s), "
+          f"loss {results['valid_loss']:.4f}  mean |û| {results['mean_abs_u']:.4f}  |  "
+          f"{fit.steps} steps x {args.members} member(s), "
           f"{results['seconds_per_step']:.3f} s/step  |  scoring {score_seconds:.1f} s")
     if args.curve:
         results["curve"] = fit.curve  # type: ignore[assignment]

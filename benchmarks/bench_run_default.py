@@ -115,7 +115,7 @@ def one_run(paths: list[str], configs: Any, scheme: str, seed: int, args: argpar
 
 def _ms(values: list[float], scale: float = 1.0, fmt: str = ".4f") -> str:
     arr = np.asarray(values, dtype=np.float64) * scale
-    return f"{arr.mean():{fmt}} ± {arr.std():{fmt}}"
+    return f"{arr.mean():{fmt}} ± {arr.std(ddof=1):{fmt}}"
 
 
 def print_tables(results: dict[str, dict[str, list[dict[str, Any]]]]) -> None:

@@ -14,6 +14,15 @@ p99 latency, and requests failed (a non-200 answer or a transport error) or lost
 answered). Targets (issue 13): batching at 32 clients >= 3x the requests per second of no
 batching, p99 under 1 s, and 0 failed or lost.
 
+Mode ``fairness`` (issue 21): 8 clients (``--fair-clients``) send small single-item requests as
+above, first alone, then while one more client sends big requests back to back: ``--max-items``
+items each, every text at the server's ``--max-item-chars`` cap (real HH text repeated to the
+cap; the body is serialized once, so building it never holds up the small clients' loop). The
+two cases run back to back on one server, ``--fair-rounds`` times alternately, so both meet the
+same machine. Target: the small requests' p99 with the big client under 2x their p99 alone, and
+0 small or big requests failed or lost (a big request still in flight when its round ends is
+cancelled and reported as such).
+
 Without ``--model`` the script first trains an M-member embedding model on HH-RLHF (its cached
 features make that quick) in a temporary folder.
 
@@ -47,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, help="a saved model; default: train one on --data")
     p.add_argument("--data", nargs="+", default=[HH_FILES], help="HH-RLHF files (globs)")
     p.add_argument("--members", type=int, default=10, help="M of the model trained here")
+    p.add_argument("--train-pairs", type=int, default=0,
+                   help="train that model on the first N pairs only (0: all); latency does "
+                        "not depend on how well it was trained")
     p.add_argument("--clients", default="1,8,32", help="comma-separated concurrencies")
     p.add_argument("--requests", type=int, default=320, help="requests per run (bounded)")
     p.add_argument("--warmup", type=int, default=20, help="untimed requests before each run")
@@ -58,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cut-chars", type=int, default=0,
                    help="keep the last N characters of each prompt and the first N of each "
                         "response (short texts, where per-request overhead dominates); 0: whole")
+    p.add_argument("--fair-clients", type=int, default=8, help="small clients (fairness)")
+    p.add_argument("--fair-rounds", type=int, default=2,
+                   help="alone / with-big-client pairs (fairness)")
+    p.add_argument("--max-items", type=int, default=512,
+                   help="items per big request (fairness; the server's --max-items)")
+    p.add_argument("--max-item-chars", type=int, default=0,
+                   help="characters per big item; 0: the server's default cap, from /info")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the results here")
     return p.parse_args(argv)
@@ -81,6 +100,8 @@ def train_model(args: argparse.Namespace, folder: Path) -> Path:
     from rewardlab.models import Pairs, build_reward_model
 
     ds, _ = read_preferences(expand(args.data))
+    if args.train_pairs:
+        ds = ds.select(range(min(args.train_pairs, len(ds))))
     model = build_reward_model(ModelConfig(members=args.members, seed=args.seed), progress=False)
     model.fit(Pairs.from_dataset(ds))
     return model.save(folder / "model")
@@ -157,6 +178,69 @@ async def load(url: str, endpoint: str, items: list[tuple[str, str]], clients: i
             "mean_ms": 1000 * statistics.fmean(lat) if lat else float("nan")}
 
 
+def big_body(items: list[tuple[str, str]], count: int, chars: int) -> bytes:
+    """One /get_reward request of ``count`` items, each text exactly ``chars`` characters of
+    real HH text (repeated), serialized once."""
+    text = ("".join(p + r for p, r in items[:50]) * (1 + chars // 1000))[:chars]
+    prompt = text[: chars // 2]
+    return json.dumps({"query": [text] * count, "prompts": [prompt] * count,
+                       "labels": [None] * count}).encode()
+
+
+async def big_client(url: str, body: bytes, stop: asyncio.Event, counts: dict) -> None:
+    """Big requests back to back until ``stop``; counts answered, failed and cancelled."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=1800) as client:
+        while not stop.is_set():
+            post = asyncio.ensure_future(client.post(
+                f"{url}/get_reward", content=body, headers={"content-type": "application/json"}))
+            ender = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({post, ender}, return_when=asyncio.FIRST_COMPLETED)
+            ender.cancel()
+            if not post.done():
+                post.cancel()
+                counts["cancelled_at_end"] += 1
+                return
+            try:
+                answer = post.result()
+                ok = answer.status_code == 200 and len(answer.json()["rewards"]) > 1
+            except (httpx.HTTPError, ValueError, KeyError):
+                ok = False
+            counts["answered" if ok else "failed"] += 1
+
+
+async def run_fairness(args: argparse.Namespace, url: str,
+                       items: list[tuple[str, str]]) -> list[dict]:
+    """Small requests alone, then beside a big client, ``--fair-rounds`` times."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        info = (await client.get(f"{url}/info")).json()
+    body = big_body(items, args.max_items, args.max_item_chars or info["max_item_chars"])
+    runs = []
+    await load(url, args.endpoint, items, args.fair_clients, args.warmup)
+    for round_ in range(args.fair_rounds):
+        for case in ("alone", "with big client"):
+            stop, counts = asyncio.Event(), {"answered": 0, "failed": 0, "cancelled_at_end": 0}
+            task = None
+            if case != "alone":
+                task = asyncio.ensure_future(big_client(url, body, stop, counts))
+                await asyncio.sleep(3)  # the first big request is parsed and queued
+            result = await load(url, args.endpoint, items, args.fair_clients, args.requests)
+            stop.set()
+            if task is not None:
+                await task
+                result["big"] = {**counts, "body_mb": round(len(body) / 2**20, 1),
+                                 "items": args.max_items}
+            result.update(mode="fairness", case=case, round=round_)
+            runs.append(result)
+            print(f"fairness round {round_} {case:15s}: p50 {result['p50_ms']:7.1f} ms, p99 "
+                  f"{result['p99_ms']:7.1f} ms, failed {result['failed']}, lost "
+                  f"{result['lost']}, big {result.get('big')}", file=sys.stderr)
+    return runs
+
+
 async def run_mode(args: argparse.Namespace, model: Path, mode: str,
                    items: list[tuple[str, str]]) -> list[dict]:
     import httpx
@@ -164,6 +248,8 @@ async def run_mode(args: argparse.Namespace, model: Path, mode: str,
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     flags = ["--no-batching"] if mode == "no-batching" else []
+    if mode == "fairness":
+        flags = ["--max-items", str(args.max_items)]
     cmd = [sys.executable, "-m", "rewardlab.cli", "serve", str(model), "--port", str(port),
            "--quiet", *flags, *args.server_args.split()]
     env = dict(os.environ)
@@ -175,7 +261,9 @@ async def run_mode(args: argparse.Namespace, model: Path, mode: str,
         async with httpx.AsyncClient(timeout=30) as client:
             await wait_healthy(client, url, proc)
         runs = []
-        for clients in (int(c) for c in args.clients.split(",")):
+        if mode == "fairness":
+            runs = await run_fairness(args, url, items)
+        for clients in (int(c) for c in args.clients.split(",") if mode != "fairness"):
             await load(url, args.endpoint, items, clients, args.warmup)
             result = await load(url, args.endpoint, items, clients, args.requests)
             result["mode"] = mode
@@ -192,7 +280,8 @@ async def run_mode(args: argparse.Namespace, model: Path, mode: str,
 
 
 def markdown(results: dict) -> str:
-    runs = results["runs"]
+    runs = [r for r in results["runs"] if r["mode"] != "fairness"]
+    fair = [r for r in results["runs"] if r["mode"] == "fairness"]
     base = {r["clients"]: r["rps"] for r in runs if r["mode"] == "no-batching"}
     lines = [f"M={results['members']}, {results['requests']} single-item requests per run to "
              f"{results['endpoint']}, texts cut to {results['cut_chars'] or 'no'} characters, "
@@ -204,6 +293,17 @@ def markdown(results: dict) -> str:
         ratio = r["rps"] / base[r["clients"]] if r["clients"] in base else float("nan")
         lines.append(f"| {r['mode']} | {r['clients']} | {r['rps']:.1f} | {ratio:.2f}x | "
                      f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['failed']} | {r['lost']} |")
+    if fair:
+        lines += ["", "| round | case | small req/s | p50 ms | p99 ms | p99 vs alone | failed | "
+                      "lost | big answered | big failed |", "|---|---|---:|---:|---:|---:|---:|"
+                      "---:|---:|---:|"]
+        alone = {r["round"]: r["p99_ms"] for r in fair if r["case"] == "alone"}
+        for r in fair:
+            big = r.get("big", {})
+            lines.append(f"| {r['round']} | {r['case']} | {r['rps']:.1f} | {r['p50_ms']:.0f} | "
+                         f"{r['p99_ms']:.0f} | {r['p99_ms'] / alone[r['round']]:.2f}x | "
+                         f"{r['failed']} | {r['lost']} | {big.get('answered', '')} | "
+                         f"{big.get('failed', '')} |")
     return "\n".join(lines)
 
 

@@ -22,6 +22,14 @@ Variants (``--variants``): ``none`` (seeds and data order only), ``bagging``, ``
 Reproduce (from the repository root; accuracy numbers, not timings)::
 
     .venv/bin/python benchmarks/bench_uncertainty.py --seeds 0,1 --json bench_uncertainty.json
+
+``--backend finetune`` fine-tunes a LoRA ensemble of the bundled MiniLM instead (variants
+``lora`` and ``nuclear@W``: ``--diversity nuclear`` with weight W), on a ``--train-pairs``
+subset of the training split, and scores ``--in-pairs`` / ``--out-pairs`` subsets (seeded) so
+that it fits a CPU; BENCHMARKS.md, "Is a LoRA ensemble's uncertainty worth serving?"::
+
+    .venv/bin/python benchmarks/bench_uncertainty.py --backend finetune --members 3 \
+        --variants lora,nuclear@0.01 --train-pairs 600 --in-pairs 200 --out-pairs 200
 """
 
 from __future__ import annotations
@@ -49,6 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", default=VARIANTS)
     p.add_argument("--seeds", default="0", help="comma-separated seeds (split and models)")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--backend", choices=("embedding", "finetune"), default="embedding")
+    p.add_argument("--train-pairs", type=int, default=0,
+                   help="finetune: training pairs sampled (0: the whole training split)")
+    p.add_argument("--in-pairs", type=int, default=0, help="finetune: HH validation pairs scored")
+    p.add_argument("--out-pairs", type=int, default=0, help="finetune: PandaLM pairs scored")
+    p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=1)
     return p.parse_args(argv)
 
 
@@ -57,23 +73,44 @@ def variant_config(name: str, members: int, seed: int):
     from rewardlab.config import EmbeddingConfig, ModelConfig
 
     kind, _, knob = name.partition("@")
-    emb, constants = {}, {}
+    emb, constants, top = {}, {}, {}
     if kind in ("bagging", "subspace", "anchored"):
-        emb["diversity"] = kind
+        top["diversity"] = kind
         if knob:
             constants["SUBSPACE_KEEP" if kind == "subspace" else "ANCHOR_WEIGHT"] = float(knob)
     elif kind == "dropout":
         emb["head_dropout"] = float(knob or 0.2)
     elif kind != "none":
         raise SystemExit(f"unknown variant {name!r}")
-    return ModelConfig(members=members, seed=seed, embedding=EmbeddingConfig(**emb)), constants
+    return (ModelConfig(members=members, seed=seed, embedding=EmbeddingConfig(**emb), **top),
+            constants)
+
+
+def finetune_config(args: argparse.Namespace, name: str, seed: int):
+    """The finetune ModelConfig of variant ``lora`` or ``nuclear@W``."""
+    from rewardlab.config import ModelConfig
+
+    kind, _, knob = name.partition("@")
+    if kind not in ("lora", "nuclear"):
+        raise SystemExit(f"unknown finetune variant {name!r}; use lora or nuclear@W")
+    extra = {"diversity": "nuclear", "diversity_weight": float(knob or 0.01)} \
+        if kind == "nuclear" else {}
+    return ModelConfig.from_dict({"backend": "finetune", "members": args.members, "seed": seed,
+                                  "lora_r": args.lora_r, "max_length": args.max_length,
+                                  "epochs": args.epochs, "device": "cpu", **extra})
 
 
 def member_rewards(model, vec) -> tuple[np.ndarray, np.ndarray]:
-    """Every member's rewards ``[M, N]`` of the chosen and the rejected responses."""
+    """Every member's rewards ``[M, N]`` of the chosen and the rejected responses (``vec``:
+    the embedding backend's vectors, or the Pairs themselves for the finetune backend)."""
     import torch
 
     from rewardlab.models.features import PairRows, batch_features
+
+    if model.config.backend == "finetune":
+        rc = model.rewards(vec.prompt, vec.chosen)
+        rr = model.rewards(vec.prompt, vec.rejected)
+        return rc.double().numpy(), rr.double().numpy()
 
     table, rows = model.table(vec), PairRows.of(vec, model.device)
     xc, xr = batch_features(table, rows, torch.arange(len(vec)),
@@ -141,13 +178,23 @@ def load_sets(args: argparse.Namespace, seed: int):
     ds, _ = read_preferences(expand(args.data), on_bad="skip")
     train, valid = split_train_valid(ds, valid_frac=0.1, seed=seed)
     ood, _ = read_preferences(args.ood, on_bad="skip")
-    return [Pairs.from_dataset(x) for x in (train, valid, ood)]
+    sets = [Pairs.from_dataset(x) for x in (train, valid, ood)]
+    sizes = (args.train_pairs, args.in_pairs, args.out_pairs)
+    rng = np.random.default_rng(seed)
+    return [p.subset(np.sort(rng.choice(len(p), n, replace=False))) if 0 < n < len(p) else p
+            for p, n in zip(sets, sizes, strict=True)]
 
 
-def run_variant(args: argparse.Namespace, name: str, seed: int, sets, vectors) -> dict:
+def fit_variant(args: argparse.Namespace, name: str, seed: int, sets, vectors):
+    """Train variant ``name``; return the model and what it is scored on (in, out)."""
     import rewardlab.models.embedding as embedding
     from rewardlab.models.embedding import EmbeddingRewardModel
+    from rewardlab.models.finetune import FinetuneRewardModel
 
+    if args.backend == "finetune":
+        model = FinetuneRewardModel(finetune_config(args, name, seed), progress=True)
+        model.fit(sets[0])
+        return model, sets[1], sets[2]
     cfg, constants = variant_config(name, args.members, seed)
     saved = {k: getattr(embedding, k) for k in constants}
     for k, v in constants.items():
@@ -155,10 +202,15 @@ def run_variant(args: argparse.Namespace, name: str, seed: int, sets, vectors) -
     try:
         model = EmbeddingRewardModel(cfg, progress=False)
         model.fit(vectors[0])
-        result = evaluate(model, vectors[1], vectors[2])
     finally:
         for k, v in saved.items():
             setattr(embedding, k, v)
+    return model, vectors[1], vectors[2]
+
+
+def run_variant(args: argparse.Namespace, name: str, seed: int, sets, vectors) -> dict:
+    model, scored_in, scored_out = fit_variant(args, name, seed, sets, vectors)
+    result = evaluate(model, scored_in, scored_out)
     result.update(variant=name, seed=seed)
     i, o = result["in"], result["out"]
     print(f"{name:16s} seed {seed}: acc in {i['delta']['accuracy']:.3f} out "
@@ -210,8 +262,10 @@ def main(argv: list[str] | None = None) -> dict:
     runs, sizes = [], (0, 0)
     for seed in seeds:
         sets = load_sets(args, seed)
-        encoder = EmbeddingRewardModel(ModelConfig(), progress=True)
-        vectors = [encoder.vectors(p) for p in sets]  # encoded once (from the feature cache)
+        vectors = sets
+        if args.backend == "embedding":
+            encoder = EmbeddingRewardModel(ModelConfig(), progress=True)
+            vectors = [encoder.vectors(p) for p in sets]  # encoded once (feature cache)
         sizes = (len(sets[1]), len(sets[2]))
         runs += [run_variant(args, name, seed, sets, vectors) for name in variants]
     results = {"members": args.members, "seeds": seeds, "variants": variants,

@@ -124,7 +124,8 @@ def test_run_verdict_never_names_a_winner_the_interval_cannot_tell_apart() -> No
     best = {"method": "flip", "valid_accuracy_mean": 0.61, "gain_over_baseline": 0.012,
             "gain_split": "test", "gain_ci95": [-0.01, 0.03], "gain_pairs": 22,
             "distinguishable": False}
-    assert verdict_lines(best)[0].startswith(
+    assert verdict_lines({"best_method": best})[0].startswith(
         "no method is distinguishable from the baseline on 22 test pairs")
     best.update(gain_ci95=[0.004, 0.03], distinguishable=True)
-    assert verdict_lines(best)[0].startswith("best method: flip, picked on validation")
+    assert verdict_lines({"best_method": best})[0].startswith(
+        "best method: flip, picked on validation")

@@ -442,3 +442,13 @@ def test_kept_ties_are_not_counted_as_smoothed() -> None:
     assert denoise(u, "baseline", label_target=ties).counts()["smoothed"] == 0
     assert denoise(u, "smooth", label_target=ties).counts()["smoothed"] == 4
     assert denoise(u, "soft+margin", label_target=ties).counts()["smoothed"] == 1
+
+
+def test_cuts_never_spend_a_place_on_a_kept_tie() -> None:
+    # Pairs 0 and 1 are kept ties (target 0.5) with the lowest û: a 20% cut of the 8 pairs with a
+    # direction (⌊1.6⌋ = 1) takes the lowest of those, pair 2, and the ties stay ties.
+    u = np.array([-5.0, -4.0, -3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    t = np.array([0.5, 0.5, 1, 1, 1, 1, 1, 1, 1, 1])
+    ts = training_set(u, "flip", identical=np.zeros(10, bool), label_target=t)
+    assert ts.flipped.tolist() == [False, False, True, *[False] * 7]
+    assert ts.target[:3].tolist() == [0.5, 0.5, 0.0]

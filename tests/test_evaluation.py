@@ -148,8 +148,9 @@ def test_paired_bootstrap_gain_by_hand() -> None:
     assert 0.0 <= low <= 0.5 <= high <= 1.0
     # Every pair gains the same: every resample has that mean.
     same = paired_bootstrap(np.ones(30), np.zeros(30))
-    assert same == {"gain": 1.0, "ci95": [1.0, 1.0], "n": 30}
-    assert paired_bootstrap(np.ones(1), np.zeros(1)) == {"gain": 1.0, "ci95": [1.0, 1.0], "n": 1}
+    assert same == {"gain": 1.0, "ci95": [1.0, 1.0], "n": 30, "seeds": 1}
+    assert paired_bootstrap(np.ones(1), np.zeros(1)) == {"gain": 1.0, "ci95": [1.0, 1.0], "n": 1,
+                                                                   "seeds": 1}
     # Two pairs gaining 1 and 0: a resample's mean is 0, 1/2 or 1 with chance 1/4, 1/2, 1/4, so
     # the 2.5th and 97.5th percentiles of 2000 resamples are 0 and 1 (each pair is drawn).
     assert paired_bootstrap(np.array([1.0, 0.0]), np.zeros(2))["ci95"] == [0.0, 1.0]
@@ -178,5 +179,43 @@ def test_paired_bootstrap_seed_samples_and_edges() -> None:
     assert low == high
     empty = paired_bootstrap(np.array([]), np.array([]))
     assert empty["n"] == 0 and np.isnan(empty["gain"]) and all(np.isnan(empty["ci95"]))
-    with pytest.raises(ValueError, match=r"must both be \[N\]"):
-        paired_bootstrap(np.ones((2, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"must both be \[N\] or \[S, N\]"):
+        paired_bootstrap(np.ones((2, 3, 1)), np.zeros((2, 3, 1)))
+
+
+def test_seed_spread_is_the_sample_std() -> None:
+    from rewardlab.evaluation import seed_spread
+
+    # Values 1, 2, 3: mean 2, sample variance (1 + 0 + 1) / 2 = 1.
+    assert seed_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert seed_spread([0.7]) == (0.7, 0.0)
+
+
+def test_paired_bootstrap_over_seeds_widens_with_seed_spread() -> None:
+    # Two seeds that disagree completely: seed 0 gains on every pair, seed 1 on none. Over pairs
+    # alone the seed-average gain is 0.5 everywhere (a zero-width interval); resampling the seeds
+    # too puts all-seed-0 and all-seed-1 draws (gain 1 and 0) in the distribution.
+    method = np.stack([np.ones(40), np.zeros(40)])
+    base = np.zeros((2, 40))
+    pairs_only = paired_bootstrap(method.mean(axis=0), base.mean(axis=0))
+    assert pairs_only["ci95"] == [0.5, 0.5]
+    both = paired_bootstrap(method, base)
+    assert both["gain"] == 0.5 and both["seeds"] == 2
+    assert both["ci95"][0] == 0.0 and both["ci95"][1] == 1.0
+    with pytest.raises(ValueError, match=r"\[N\] or \[S, N\]"):
+        paired_bootstrap(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)))
+
+
+def test_pick_stability_by_hand() -> None:
+    from rewardlab.evaluation import pick_stability
+
+    # "a" is right on every pair, "b" on none: a wins every resample.
+    shares = pick_stability({"a": np.ones(10), "b": np.zeros(10)}, samples=50)
+    assert shares == {"a": 1.0, "b": 0.0}
+    # Identical methods split every resample evenly.
+    same = pick_stability({"a": np.ones(5), "b": np.ones(5)}, samples=20)
+    assert same == {"a": 0.5, "b": 0.5}
+    # Two close methods on few pairs: neither is a sure pick.
+    rng = np.random.default_rng(0)
+    close = pick_stability({"a": rng.random(48) < 0.6, "b": rng.random(48) < 0.58})
+    assert 0.1 < close["a"] < 0.9

@@ -125,3 +125,33 @@ def test_sum_and_mean_by_hand() -> None:
         preference_loss(d, target=torch.ones(3, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"^margin has shape \(4, 1\) but delta has shape"):
         preference_loss(d, margin=torch.ones(4, 1, dtype=torch.float64))
+
+
+# -- the nuclear-norm diversity term -------------------------------------------------------------
+def test_nuclear_diversity_by_hand() -> None:
+    from rewardlab.losses import nuclear_diversity_loss
+
+    # Two members, rank 1, d = 2. Orthogonal rows: the stack is I, singular values 1 and 1.
+    apart = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]], dtype=torch.float64)
+    assert float(nuclear_diversity_loss([apart])) == pytest.approx(-2.0, rel=1e-12)
+    # The same row twice: [[1, 0], [1, 0]] has singular values √2 and 0, a smaller norm.
+    same = torch.tensor([[[1.0, 0.0]], [[1.0, 0.0]]], dtype=torch.float64)
+    assert float(nuclear_diversity_loss([same])) == pytest.approx(-math.sqrt(2), rel=1e-12)
+    # Layers are averaged; a layer of another width counts on its own:
+    # diag(3, 4) stacked from two rank-1 members has nuclear norm 7.
+    wide = torch.tensor([[[3.0, 0.0, 0.0]], [[0.0, 4.0, 0.0]]], dtype=torch.float64)
+    assert float(nuclear_diversity_loss([apart, wide])) == pytest.approx(-(2 + 7) / 2, rel=1e-12)
+    assert float(nuclear_diversity_loss([])) == 0.0
+
+
+def test_nuclear_diversity_gradient_pushes_a_member_away() -> None:
+    from rewardlab.losses import nuclear_diversity_loss
+
+    frozen = torch.tensor([[1.0, 0.0]], dtype=torch.float64)  # an earlier member, detached
+    current = torch.tensor([[1.0, 0.2]], dtype=torch.float64, requires_grad=True)
+    nuclear_diversity_loss([torch.stack([frozen, current])]).backward()
+    # Descending the loss moves the current row's second (free) coordinate further from the
+    # frozen member's direction.
+    assert current.grad is not None and float(current.grad[0, 1]) < 0
+    generic = torch.randn(3, 2, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: nuclear_diversity_loss([a]), (generic,))

@@ -92,3 +92,19 @@ def tiny_config(model: str, **overrides: object) -> ModelConfig:
                       "epochs": 6, "lr": 1e-2, "max_length": 32, "device": "cpu"}
     settings.update(overrides)
     return ModelConfig.from_dict(settings)
+
+
+def plain_reward(model: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                 pooling: str) -> torch.Tensor:
+    """Rewards ``[B]`` of a sequence classifier loaded with plain ``transformers`` (and peft),
+    read as the README says for ``rewardlab.json``'s ``pooling``: ``head`` is the class's own
+    output; ``mean`` feeds the masked mean of the backbone's last hidden states to the
+    ``classifier`` layer. Written out here, apart from rewardlab's code, so a test compares the
+    two."""
+    if pooling == "head":
+        return model(**inputs).logits.squeeze(-1)
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = getattr(hf, hf.base_model_prefix)(**inputs).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    assert pooling == "mean", pooling
+    return hf.classifier((hidden * mask).sum(1) / mask.sum(1)).squeeze(-1)

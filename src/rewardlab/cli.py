@@ -43,6 +43,7 @@ from rewardlab.config import (
     SplitConfig,
     StrengthConfig,
     SyntheticConfig,
+    TrainConfig,
     UncertaintyConfig,
     field_docs,
     field_types,
@@ -110,7 +111,8 @@ COMMANDS: dict[str, Command] = {
         "Train a reward model (optionally denoised by a strength file) and evaluate it.",
         "rewardlab.stages.train:train_command",
         (DATA, LOAD, SPLIT, Section("model", ModelConfig, "model"), NOISE,
-         Section("denoise", DenoiseConfig, "denoising"), OUT, COMMON),
+         Section("denoise", DenoiseConfig, "denoising"), Section("train", TrainConfig, "report"),
+         OUT, COMMON),
         TO_FOLDER),
     "evaluate": Command(
         "Evaluate a saved reward model on any preference data.",
@@ -165,7 +167,7 @@ COMMANDS: dict[str, Command] = {
         "rewardlab.stages.encode:encode_command",
         (DATA, LOAD,
          Section("model", ModelConfig, "encoder",
-                 only=("model", "max_length", "device", "encode_batch_size", "embedding.pooling",
+                 only=("model", "max_length", "device", "encode_batch_size", "pooling",
                        "embedding.cache_dir", "embedding.encoder_precision")), COMMON)),
     "synthetic": Command(
         "Build a semi-synthetic preference set with known flipped labels.",
@@ -173,14 +175,13 @@ COMMANDS: dict[str, Command] = {
         (DATA, Section("load", LoadConfig, "loading", only=("map", "on_bad")),
          Section("model", ModelConfig, "encoder",
                  only=("model", "max_length", "seed", "device", "encode_batch_size",
-                       "embedding.pooling", "embedding.cache_dir")),
+                       "pooling", "embedding.cache_dir")),
          Section("synthetic", SyntheticConfig, "synthetic labels"), OUT, COMMON),
         TO_FILE),
     "score": Command(
         "Score responses or pairs with a saved ensemble: mean, std, members, uwo and min.",
         "rewardlab.stages.score:score_command",
-        (Section("model_path", ModelPathConfig), DATA,
-         Section("load", LoadConfig, "loading", only=("map", "on_bad", "drop_suspicious")),
+        (Section("model_path", ModelPathConfig), DATA, LOAD,
          Section("uncertainty", UncertaintyConfig, "uncertainty"),
          Section("score", ScoreConfig, "scoring"), OUT, COMMON),
         TO_FILE),
@@ -380,9 +381,35 @@ def _message(exc: BaseException) -> str:
     return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
 
 
+def _attach_values(argv: Sequence[str], sub: argparse.ArgumentParser | None) -> list[str]:
+    """``--flag -3=a,...`` as ``--flag=-3=a,...``: argparse takes a value that starts with a
+    dash for a flag, so ``--winner-values -3=a`` would fail where ``--winner-values=-3=a``
+    works. Only a flag that takes one value, followed by something that is no flag it knows."""
+    if sub is None:
+        return list(argv)
+    takes_value = {s for a in sub._actions for s in a.option_strings if a.nargs is None}
+    known = {s for a in sub._actions for s in a.option_strings}
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if (arg in takes_value and nxt is not None and nxt.startswith("-") and len(nxt) > 1
+                and nxt.split("=", 1)[0] not in known):
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, subs = build_parser()
-    ns, extras = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    ns, extras = parser.parse_known_args(_attach_values(argv, subs.get(command or "")))
     if extras:
         _unknown_flags(subs[ns.command], extras)
     quiet = bool(getattr(ns, "CommonConfig.quiet", False))

@@ -51,6 +51,7 @@ __all__ = [
     "SplitConfig",
     "StrengthConfig",
     "SyntheticConfig",
+    "TrainConfig",
     "UncertaintyConfig",
     "config_dict",
     "field_docs",
@@ -166,8 +167,11 @@ class LoadConfig:
 
     map: str | None = None
     """Column mapping for inputs in another layout: prompt=instruction,chosen=output_1,
-    rejected=output_2, or two responses and a column naming the better one:
-    prompt=instruction,a=output_a,b=output_b,winner=preferred.
+    rejected=output_2; or two responses and a column naming the better one:
+    prompt=instruction,a=output_a,b=output_b,winner=preferred; or one score each:
+    a=answer_0,b=answer_1,score_a=score_0,score_b=score_1; or a ranked list:
+    responses=answers,text=answer,rank=rank (or score=FIELD). Columns may be dotted paths into
+    nested values: prompt=info.post,a=summaries.0.text. See docs/datasets.md.
     """
     winner_values: str | None = None
     """How the winner column's values read, replacing the default table (a/b, A/B,
@@ -177,6 +181,13 @@ class LoadConfig:
     ties: Literal["drop", "half"] = "drop"
     """Pairs whose winner is a tie: drop them (counted), or keep them with target 0.5 (A as
     chosen), which the loss reads as "no preference".
+    """
+    min_score_gap: float = 0.0
+    """Two scores (score_a/score_b, or a ranking's score) at most this far apart are a tie."""
+    ranking_pairs: Literal["all", "best-worst", "adjacent"] = "all"
+    """Pairs a ranked list of K responses gives: all K(K-1)/2 (the default: every judgement the
+    ranking makes, as InstructGPT trains on all of a prompt's comparisons), best-worst (one, the
+    clearest), or adjacent (K-1 neighbours, the finest distinctions).
     """
     max_record_bytes: int = 64 * 1024 * 1024
     """Largest single record (a JSON line or array element, a CSV cell) read; a longer one is a
@@ -196,6 +207,7 @@ class LoadConfig:
 
         _check_literals(self)
         _at_least(self, 1, "max_record_bytes")
+        _at_least(self, 0, "min_score_gap")
         mapping = _data_check("map", parse_mapping, self.map)
         _data_check("winner_values", parse_winner_values, self.winner_values)
         _check(self.winner_values is None or bool(mapping and "winner" in mapping),
@@ -212,7 +224,8 @@ class LoadConfig:
         """Keyword arguments of :func:`rewardlab.data.read_preferences`."""
         return {"mapping": self.mapping, "on_bad": self.on_bad,
                 "drop_suspicious": self.drop_suspicious, "winner_values": self.winner_values,
-                "ties": self.ties, "max_record_bytes": self.max_record_bytes}
+                "ties": self.ties, "max_record_bytes": self.max_record_bytes,
+                "min_score_gap": self.min_score_gap, "ranking_pairs": self.ranking_pairs}
 
 
 @dataclass
@@ -245,10 +258,6 @@ class SplitConfig:
 class EmbeddingConfig:
     """Settings only the embedding backend reads (frozen encoder, MLP heads)."""
 
-    pooling: Literal["mean", "cls", "last"] = "mean"
-    """How token states are pooled into one vector by the embedding backend ('last' suits
-    decoders).
-    """
     cache_dir: str | None = None
     """Folder for the embedding feature cache (default: $REWARDLAB_CACHE or ~/.cache/rewardlab);
     'off' keeps no cache on disk.
@@ -276,12 +285,6 @@ class EmbeddingConfig:
     pca_sample: int = 100_000
     """Embedding backend: fit the whitening PCA on at most this many training texts (a seeded
     uniform sample beyond it); 0 uses every training text, streamed.
-    """
-    diversity: Literal["none", "bagging", "subspace", "anchored"] = "none"
-    """Embedding backend: what else makes the members differ beyond their seeds and data order:
-    bagging (each trains on its own bootstrap resample of the pairs), subspace (each sees its own
-    random half of the feature dimensions) or anchored (each is pulled toward its own random
-    initial weights). BENCHMARKS.md says what each does to the ensemble's uncertainty.
     """
     features: Literal["separate", "joint", "joint-response"] = "separate"
     """Embedding backend: what the frozen encoder reads. 'separate' encodes each distinct prompt
@@ -314,6 +317,11 @@ class FinetuneConfig:
     """Share of finetune steps spent warming up the learning rate linearly."""
     max_grad_norm: float = 1.0
     """Gradient-clipping norm for the finetune backend."""
+    lora_targets: Literal["attention", "all-linear"] = "all-linear"
+    """Which weights LoRA adapts: 'attention' is peft's default for the model type (query and
+    value for BERT and Llama, c_attn for GPT-2), 'all-linear' every linear layer of the backbone
+    (attention and feed-forward; BENCHMARKS.md, "The finetune backend learns", compares them).
+    """
     parallel: Literal["data", "members"] = "data"
     """Under `accelerate launch` with several processes: 'data' trains every member on all
     processes together (DDP; for base models that need every GPU), 'members' gives each process
@@ -347,7 +355,9 @@ class ModelConfig:
     epochs: int | None = None
     """Training epochs (default: 4 for embedding, 1 for finetune)."""
     lr: float | None = None
-    """Learning rate (default: 1e-3 for embedding heads, 2e-5 for finetune)."""
+    """Learning rate (default: 1e-3 for embedding heads, 2e-5 for full fine-tuning, 1e-3 for
+    LoRA, whose few new weights barely move at full fine-tuning's rate).
+    """
     batch_size: int | None = None
     """Pairs per training step (default: 64 for embedding, 8 for finetune)."""
     max_length: int = 256
@@ -360,6 +370,26 @@ class ModelConfig:
     """Torch device: 'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1', ..."""
     encode_batch_size: int = 64
     """Texts per forward pass when encoding (embedding) or scoring (finetune)."""
+    pooling: Literal["auto", "mean", "cls", "last", "head"] = "auto"
+    """How token states become one vector: the embedding backend's features, and what the
+    finetune backend's reward head reads. auto: mean for the embedding backend; for finetune the
+    pooling the backbone was trained with (its sentence-transformers pooling config: mean for the
+    bundled all-MiniLM-L6-v2; mean for other encoders; the last token for decoder-only LMs).
+    'last' suits decoders for the embedding backend; 'head' (finetune only) uses the checkpoint's
+    own classification head (BERT: the CLS pooler).
+    """
+    diversity: Literal["none", "bagging", "subspace", "anchored", "nuclear"] = "none"
+    """What else makes the members differ beyond their seeds and data order. Embedding backend:
+    bagging (each trains on its own bootstrap resample of the pairs), subspace (each sees its own
+    random half of the feature dimensions) or anchored (each is pulled toward its own random
+    initial weights). Finetune backend with LoRA: nuclear (each member maximizes the nuclear norm
+    of its LoRA A matrices stacked under those of the members trained before it, Zhai et al.
+    2024; --diversity-weight). BENCHMARKS.md says what each does to the ensemble's uncertainty.
+    """
+    diversity_weight: float = 0.01
+    """--diversity nuclear: weight α of the term -α·mean over adapted layers of the nuclear norm
+    of the stacked LoRA A matrices, added to the preference loss.
+    """
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     """Settings of the embedding backend."""
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -371,6 +401,25 @@ class ModelConfig:
         _check(self.lr is None or self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _at_least(self, 8, "max_length")
         _at_least(self, 0, "weight_decay")
+        _check(self.pooling != "head" or self.backend == "finetune", "pooling",
+               "'head' reads a fine-tuned classification head: it needs --backend finetune")
+        _at_least(self, 0, "diversity_weight")
+        self._check_diversity()
+
+    def _check_diversity(self) -> None:
+        """Each --diversity choice belongs to one backend (nuclear: LoRA members' A matrices)."""
+        if self.diversity == "nuclear":
+            _check(self.backend == "finetune" and self.finetune.lora_r > 0, "diversity",
+                   "nuclear acts on LoRA matrices: it needs --backend finetune and --lora-r > 0")
+        elif self.diversity != "none":
+            _check(self.backend == "embedding", "diversity",
+                   f"{self.diversity} applies to the embedding backend's heads; the finetune "
+                   f"backend (with LoRA) offers nuclear")
+
+    @property
+    def embedding_pooling(self) -> str:
+        """The embedding backend's pooling: ``auto`` is mean (what it has always used)."""
+        return "mean" if self.pooling == "auto" else self.pooling
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -380,6 +429,9 @@ class ModelConfig:
         kwargs = {k: v for k, v in data.items() if k in own and k not in groups}
         for name, sub in groups.items():
             nested = dict(data.get(name) or {})
+            for moved in ("pooling", "diversity"):  # older folders keep these in the group
+                if moved in nested:
+                    kwargs.setdefault(moved, nested.pop(moved))
             nested.update({f.name: data[f.name] for f in fields(sub) if f.name in data})
             kwargs[name] = sub(**nested)
         return cls(**kwargs)
@@ -391,8 +443,10 @@ class ModelConfig:
 
     @property
     def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else (
-            1e-3 if self.backend == "embedding" else 2e-5)
+        if self.lr is not None:
+            return self.lr
+        full_finetune = self.backend == "finetune" and self.finetune.lora_r == 0
+        return 2e-5 if full_finetune else 1e-3
 
     @property
     def resolved_batch_size(self) -> int:
@@ -434,11 +488,24 @@ class StrengthConfig:
     """With --categories threshold: mean strength < -tau is incorrect, |mean strength| <= tau
     ambiguous.
     """
+    self_test: bool = False
+    """Run the self-test even where it is costly (the finetune backend): flip a known share of
+    the training labels, measure cross-fitted strength on that copy and report how well the
+    ensemble finds them. By default it runs where it is cheap (the embedding backend).
+    """
+    no_self_test: bool = False
+    """Skip the self-test; the auto and posterior methods then act on the noise estimate alone."""
+    self_test_rate: float = 0.1
+    """Share of training labels the self-test flips."""
 
     def __post_init__(self) -> None:
         _check_literals(self)
         _at_least(self, 2, "folds")
         _at_least(self, 0, "tau")
+        if self.self_test and self.no_self_test:
+            raise ConfigError("--self-test and --no-self-test: choose one")
+        if not 0 < self.self_test_rate < 0.5:
+            raise ConfigError(f"--self-test-rate must be in (0, 0.5), got {self.self_test_rate}")
 
 
 @dataclass
@@ -448,8 +515,11 @@ class DenoiseConfig:
 
     method: str | None = None
     """Named preset: baseline, flip, drop, smooth, margin, flip+margin, soft+margin,
-    soft+margin:flipped; NAME@X sets its main knob (flip@0.1), NAME@auto sizes a flip or drop cut
-    from the estimated noise rate. Explicit options below override the rest.
+    soft+margin:flipped, soft; NAME@X sets its main knob (flip@0.1), NAME@auto sizes a flip or
+    drop cut from the estimated noise rate, flip@posterior flips pairs whose P(label wrong) > 0.5
+    and soft@posterior trains towards 1 - P(label wrong). The auto and posterior methods act only
+    when the self-test found the ensemble strong enough. Explicit options below override the
+    rest.
     """
     strength_file: str | None = None
     """A strength.parquet (from `rewardlab strength`, or its output folder), joined to the training
@@ -540,6 +610,16 @@ class OutputConfig:
 
 
 @dataclass
+class TrainConfig:
+    """What `train` reports beyond the held-out splits."""
+
+    score_train: bool = False
+    """Also score the training pairs after training (metrics.json 'train'). Off by default: on a
+    CPU the finetune backend spends about a third of its training time on it.
+    """
+
+
+@dataclass
 class ModelPathConfig:
     """A saved model to read."""
 
@@ -585,6 +665,21 @@ class RunConfig:
 
     no_report: bool = False
     """Skip the figures and report.html."""
+    final_members: int | None = None
+    """Ensemble size M of the final model (final/model), so score and serve have an uncertainty
+    to report. Default: --members for the embedding backend (M heads cost about as much as one);
+    1 for finetune, where each member is another full fine-tuning run (M times the final
+    stage's time on CPU) and a LoRA ensemble's uncertainty is not yet shown to be worth it; ask
+    for more with this flag.
+    """
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "final_members")
+
+    def resolved_final_members(self, model: ModelConfig) -> int:
+        if self.final_members is not None:
+            return self.final_members
+        return model.members if model.backend == "embedding" else 1
 
 
 @dataclass
@@ -642,6 +737,8 @@ class ScoreConfig:
 
     chunk: int = 256
     """Items scored per step (the progress bar moves once per step)."""
+    overwrite: bool = False
+    """Replace an existing output file."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "chunk")
@@ -659,7 +756,8 @@ class ServeConfig:
     """TCP port to listen on."""
     reward: Literal["mean", "uwo", "min"] = "uwo"
     """The reward /get_reward returns (OpenRLHF trains on it): the members' mean, uwo (mean -
-    penalty * variance) or min (the worst member).
+    penalty * variance) or min (the worst member). A one-member model has no uncertainty, so
+    it serves the mean, and says so at start.
     """
     api_key: str | None = None
     """Require 'Authorization: Bearer KEY' on every endpoint but /health (default:
@@ -682,12 +780,32 @@ class ServeConfig:
     """
     shutdown_timeout: float = 30.0
     """Seconds to finish the requests in flight after SIGTERM or Ctrl-C before closing."""
+    turn_tokens: int = 512
+    """Most tokens of one request in one forward pass: a bigger request is split into pieces
+    that take turns with the other requests, so a small request waits for at most one pass.
+    """
+    max_item_chars: int | None = None
+    """Longest text of one item, in characters, refused with 413 before tokenizing (default:
+    64 per token of the model's max length, about 16 times what the model reads).
+    """
+    strip_tokens: str = ""
+    """Comma-separated extra tokens (the policy's: '<|im_end|>,</s>,<s>') cut from both ends of
+    each /get_reward query, besides the reward model tokenizer's own special tokens.
+    """
+    strict_prompts: bool = False
+    """Refuse (422) a /get_reward query that does not contain its prompt, instead of scoring it
+    whole against an empty prompt (counted in /info and extra_logs).
+    """
 
     def __post_init__(self) -> None:
         _check_literals(self)
         _check(0 <= self.port <= 65535, "port", f"must be in 0..65535, got {self.port}")
-        _at_least(self, 1, "batch_tokens", "max_items")
+        _at_least(self, 1, "batch_tokens", "max_items", "turn_tokens", "max_item_chars")
         _at_least(self, 0, "batch_wait_ms", "shutdown_timeout")
         _check(self.max_request_mb > 0, "max_request_mb",
                f"must be positive, got {self.max_request_mb}")
         _check(self.api_key is None or bool(self.api_key.strip()), "api_key", "is empty")
+
+    @property
+    def strip_token_list(self) -> list[str]:
+        return [t.strip() for t in self.strip_tokens.split(",") if t.strip()]

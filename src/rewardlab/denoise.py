@@ -13,6 +13,11 @@ label ``chosen``) to three per-pair arrays that the loss and the trainer consume
 Presets follow the paper (Wang et al., 2024, §3): flip the lowest 20%, label smoothing, adaptive
 margin, and the combinations. ``soft+margin`` smooths only pairs with û < 0; its ``:flipped``
 variant flips those pairs first, then smooths them (the paper leaves that choice open).
+
+Beyond the paper: ``@auto`` sizes a flip or drop cut by the estimated share of wrong labels, and
+``flip@posterior`` / ``soft@posterior`` act on each pair's P(label wrong | û) from the same fitted
+noise floor, which answers the smooth-before-or-after-flipping question with one quantity. All of
+them act only when the floor has evidence *and* the self-test did not find the ensemble blind.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from rewardlab.strength import estimate_noise_rate, lowest_count
+from rewardlab.strength import NoiseFloor, fit_noise_floor, lowest_count
 
 __all__ = [
     "PRESETS",
@@ -30,6 +35,7 @@ __all__ = [
     "DenoisePlan",
     "DenoiseResult",
     "TrainingSet",
+    "bind_floor",
     "denoise",
     "resolve_plan",
     "training_set",
@@ -37,6 +43,7 @@ __all__ = [
 
 
 SmoothWhere = Literal["all", "negative"]
+Posterior = Literal["", "flip", "soft"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,14 @@ class DenoisePlan:
     auto_cut: bool = False
     """Flip or drop a share of pairs estimated from û (:func:`rewardlab.strength.
     estimate_noise_rate`) instead of the fixed ``flip``/``drop`` share (``flip@auto``)."""
+    posterior: Posterior = ""
+    """Act on each pair's P(label wrong | û) from the fitted noise floor
+    (:meth:`rewardlab.strength.NoiseFloor.posterior`): ``"flip"`` flips pairs with P > 0.5
+    (``flip@posterior``), ``"soft"`` trains towards the posterior itself, target 1 - P
+    (``soft@posterior``), which smooths and flips in one quantity."""
+    floor: NoiseFloor | None = None
+    """The noise floor the auto and posterior methods act on, with the self-test's verdict
+    (bound by the stage from the strength summary); ``None`` fits it from û alone."""
 
     def __post_init__(self) -> None:
         for name in ("flip", "drop"):
@@ -73,12 +88,20 @@ class DenoisePlan:
                              f"{self.smooth_where!r}")
         if self.auto_cut and not (self.flip or self.drop):
             raise ValueError("auto_cut sizes a flip or drop cut: set flip or drop too")
+        if self.posterior not in get_args(Posterior):
+            raise ValueError(f"posterior must be one of {get_args(Posterior)}, got "
+                             f"{self.posterior!r}")
+
+    @property
+    def reads_floor(self) -> bool:
+        """Whether the plan acts on the fitted noise floor (``@auto`` and ``@posterior``)."""
+        return self.auto_cut or bool(self.posterior)
 
     @property
     def reads_strength(self) -> bool:
         """Whether the plan reads û at all (the baseline and plain smoothing do not)."""
         return bool(self.flip or self.flip_negative or self.drop or self.margin
-                    or (self.smooth and self.smooth_where == "negative"))
+                    or self.posterior or (self.smooth and self.smooth_where == "negative"))
 
 
 PRESETS: dict[str, DenoisePlan] = {
@@ -91,6 +114,7 @@ PRESETS: dict[str, DenoisePlan] = {
     "soft+margin": DenoisePlan(smooth=0.1, smooth_where="negative", margin=True),
     "soft+margin:flipped": DenoisePlan(flip_negative=True, smooth=0.1, smooth_where="negative",
                                        margin=True),
+    "soft": DenoisePlan(posterior="soft"),
 }
 """The named methods of ``--method``; explicit options override a preset's fields."""
 
@@ -108,12 +132,17 @@ class DenoiseResult:
     dropped)."""
     smoothed: np.ndarray | None = None
     """``[N]`` bool: the pairs label smoothing pulled towards 1/2 (a kept tie's 0.5 is the
-    label, not smoothing); ``None`` reads as none."""
+    label, not smoothing), or whose target the posterior moved; ``None`` reads as none."""
+    noise: str | None = None
+    """For plans that read the noise floor: its status (``"estimated"``, ``"clean"`` or
+    ``"no evidence"``; see :attr:`rewardlab.strength.NoiseFloor.status`)."""
 
     def counts(self) -> dict[str, Any]:
         """How many pairs each step touched (for logs and summaries)."""
-        extra = {} if self.estimated_share is None else {
+        extra: dict[str, Any] = {} if self.estimated_share is None else {
             "estimated_noise_rate": self.estimated_share}
+        if self.noise is not None:
+            extra["noise"] = self.noise
         return {**extra,
             "pairs": int(self.keep.shape[0]),
             "kept": int(self.keep.sum()),
@@ -127,6 +156,7 @@ class DenoiseResult:
 PRIMARY_KNOB: dict[str, str] = {
     "flip": "flip", "flip+margin": "flip", "drop": "drop", "smooth": "smooth",
     "soft+margin": "smooth", "soft+margin:flipped": "smooth", "margin": "margin_scale",
+    "soft": "posterior",
 }
 """What ``NAME@X`` sets for each preset: ``flip@0.1`` flips the lowest 10%, ``drop@0.3`` drops the
 lowest 30%, ``smooth@0.2`` smooths with α = 0.2, ``margin@0.5`` halves the margin."""
@@ -152,6 +182,12 @@ def resolve_plan(method: str | None = None, **overrides: Any) -> DenoisePlan:
     return replace(PRESETS[name], **changes)
 
 
+def bind_floor(plan: DenoisePlan, floor: NoiseFloor | None) -> DenoisePlan:
+    """``plan`` acting on ``floor`` (the strength summary's noise floor with the self-test's
+    verdict) when it reads one; other plans, and a ``None`` floor, are returned unchanged."""
+    return replace(plan, floor=floor) if plan.reads_floor and floor is not None else plan
+
+
 def _knob(method: str, name: str, value: str, changes: dict[str, Any]) -> dict[str, Any]:
     """What ``NAME@VALUE`` sets; an error when an explicit option sets the same knob."""
     knob = PRIMARY_KNOB.get(name)
@@ -160,6 +196,12 @@ def _knob(method: str, name: str, value: str, changes: dict[str, Any]) -> dict[s
     if knob in changes:
         raise ValueError(f"{method!r} sets {knob} already; drop the explicit --{knob} "
                          f"{changes[knob]} (or the @ part)")
+    if value == "posterior":
+        if name not in ("flip", "soft"):
+            raise ValueError(f"{method!r}: @posterior works with flip and soft only")
+        return {"flip": 0.0, "posterior": name}
+    if name == "soft":
+        raise ValueError(f"{method!r}: soft takes @posterior only (target 1 - P(wrong))")
     if value == "auto":
         if knob not in ("flip", "drop"):
             raise ValueError(f"{method!r}: @auto sizes a flip or drop cut, and {name} has none")
@@ -206,16 +248,24 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
     ok = np.ones(u.shape[0], dtype=bool) if eligible is None else np.asarray(eligible, bool)
     if ok.shape != u.shape:
         raise ValueError(f"eligible must be [N] = {u.shape}, got {ok.shape}")
-    share = estimate_noise_rate(u[ok]) if plan.auto_cut else None
+    floor = plan.floor if plan.floor is not None or not plan.reads_floor else \
+        fit_noise_floor(u[ok])
+    share = floor.rate if plan.auto_cut and floor is not None else None
+    wrong = floor.posterior(u) * ok if plan.posterior and floor is not None else np.zeros_like(u)
     flipped = _lowest(u, share if share is not None and plan.flip else plan.flip, ok)
     if plan.flip_negative:
         flipped |= (u < 0) & ok
+    if plan.posterior == "flip":
+        flipped |= wrong > 0.5
     keep = ~_lowest(u, share if share is not None and plan.drop else plan.drop, ok)
 
     base = np.ones_like(u) if label_target is None else np.asarray(label_target, np.float64)
     if base.shape != u.shape:
         raise ValueError(f"label_target must be [N] = {u.shape}, got {base.shape}")
     target = np.where(flipped, 1.0 - base, base)
+    if plan.posterior == "soft":
+        # P(chosen ≻ rejected) when the label t is wrong with probability P: t(1-P) + (1-t)P.
+        target = base * (1.0 - wrong) + (1.0 - base) * wrong
     where = np.zeros_like(flipped)
     if plan.smooth > 0:
         where = np.ones_like(flipped) if plan.smooth_where == "all" else u < 0
@@ -223,8 +273,11 @@ def denoise(strength_mean: np.ndarray, plan: DenoisePlan | str | None = None, *,
         # label sits on: 1 -> 1 - α, 0 -> α.
         target = np.where(where, target * (1.0 - 2.0 * plan.smooth) + plan.smooth, target)
     margin = plan.margin_scale * u if plan.margin else np.zeros_like(u)
+    if plan.posterior == "soft":
+        where = target != base
     return DenoiseResult(target=target, margin=margin, keep=keep, flipped=flipped,
-                         estimated_share=share, smoothed=where)
+                         estimated_share=share, smoothed=where,
+                         noise=None if floor is None else floor.status)
 
 
 @dataclass(frozen=True)
@@ -260,7 +313,10 @@ def training_set(strength_mean: np.ndarray, plan: DenoisePlan | str | None, *,
     if orientation not in ("label", "written"):
         raise ValueError(f"orientation must be 'label' or 'written', got {orientation!r}")
     identical = np.asarray(identical, dtype=bool)
-    result = denoise(strength_mean, plan, eligible=~identical, label_target=label_target)
+    # A kept tie (target 0.5) has no direction: no cut may spend a place on it.
+    ties = np.zeros_like(identical) if label_target is None else \
+        np.asarray(label_target, dtype=np.float64) == 0.5
+    result = denoise(strength_mean, plan, eligible=~identical & ~ties, label_target=label_target)
     keep = result.keep & ~identical
     idx = np.flatnonzero(keep)
     target, margin, flipped = result.target[idx], result.margin[idx], result.flipped[idx]

@@ -14,7 +14,8 @@ import torch
 
 from rewardlab.losses import preference_loss
 
-__all__ = ["accuracy", "expected_calibration_error", "paired_bootstrap", "preference_metrics"]
+__all__ = ["accuracy", "expected_calibration_error", "paired_bootstrap", "pick_stability",
+           "preference_metrics", "seed_spread"]
 
 
 def accuracy(delta: np.ndarray | torch.Tensor) -> float:
@@ -90,28 +91,76 @@ def preference_metrics(
     return out
 
 
+def seed_spread(values: Any) -> tuple[float, float]:
+    """Mean and *sample* standard deviation (n - 1) of per-seed values: a handful of seeds
+    estimates the spread of a new seed, which the population std understates. The std of one
+    value is 0."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
 def paired_bootstrap(correct: np.ndarray, reference: np.ndarray, *, samples: int = 2000,
                      seed: int = 0, chunk: int = 200) -> dict[str, Any]:
     """The accuracy gain of one method over another on the same pairs, with a 95% interval.
 
     Args:
-        correct: ``[N]`` per-pair correctness of the method, in [0, 1] (a share of seeds).
-        reference: ``[N]`` the same for the reference (the baseline), pair by pair.
-        samples: bootstrap resamples of the N pairs (with replacement).
+        correct: per-pair correctness of the method, ``[N]`` (in [0, 1], e.g. a share of seeds)
+            or ``[S, N]`` (one row per training seed, 0/1).
+        reference: the same for the reference (the baseline), pair by pair (and seed by seed).
+        samples: bootstrap resamples.
         seed: seed of the resampling.
 
-    Returns ``{"gain", "ci95": [low, high], "n"}``: the mean of ``correct - reference`` and the
-    2.5th and 97.5th percentiles of its bootstrap distribution. Pairing the two methods on the
-    same resampled pairs is what makes a small gain detectable at all.
+    Returns ``{"gain", "ci95": [low, high], "n", "seeds"}``: the mean of ``correct -
+    reference`` and the 2.5th and 97.5th percentiles of its bootstrap distribution. Pairing the
+    two methods on the same resampled pairs is what makes a small gain detectable at all. With
+    ``[S, N]`` inputs each resample also draws S training seeds with replacement (the same
+    seed indices for both methods), so the interval counts the spread between seeds as well as
+    between pairs.
     """
     diff = np.asarray(correct, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
-    if diff.ndim != 1:
-        raise ValueError(f"correct and reference must both be [N], got {diff.shape}")
-    n = diff.shape[0]
+    if diff.ndim == 1:
+        diff = diff[None, :]
+    if diff.ndim != 2:
+        raise ValueError(f"correct and reference must both be [N] or [S, N], got {diff.shape}")
+    n_seeds, n = diff.shape
     if n == 0:
-        return {"gain": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
+        return {"gain": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0,
+                "seeds": n_seeds}
     rng = np.random.default_rng(seed)
-    means = np.concatenate([diff[rng.integers(0, n, size=(min(chunk, samples - k), n))]
-                            .mean(axis=1) for k in range(0, samples, chunk)])
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"gain": float(diff.mean()), "ci95": [float(low), float(high)], "n": n}
+    means = []
+    for k in range(0, samples, chunk):
+        size = min(chunk, samples - k)
+        rows = rng.integers(0, n_seeds, size=(size, n_seeds)) if n_seeds > 1 else None
+        # Per resample: the seed-average of each pair over the drawn seeds, then drawn pairs.
+        per_pair = (diff.mean(axis=0)[None, :] if rows is None
+                    else diff[rows].mean(axis=1))  # [size, N]
+        cols = rng.integers(0, n, size=(size, n))
+        means.append(np.take_along_axis(per_pair, cols, axis=1).mean(axis=1))
+    low, high = np.percentile(np.concatenate(means), [2.5, 97.5])
+    return {"gain": float(diff.mean()), "ci95": [float(low), float(high)], "n": n,
+            "seeds": n_seeds}
+
+
+def pick_stability(correct: dict[str, np.ndarray], *, samples: int = 1000,
+                   seed: int = 0) -> dict[str, float]:
+    """How often each method would be picked: the share of bootstrap resamples of the pairs in
+    which it has the highest accuracy (ties split evenly).
+
+    Args:
+        correct: method name -> ``[N]`` per-pair correctness on the pairs the pick is made on
+            (validation), the same pairs in the same order for every method.
+
+    A pick made on few pairs among many close methods is a coin toss: this says how much of one.
+    """
+    names = list(correct)
+    table = np.stack([np.asarray(correct[m], dtype=np.float64) for m in names])  # [K, N]
+    n = table.shape[1]
+    wins = np.zeros(len(names))
+    if n == 0:
+        return dict.fromkeys(names, float("nan"))
+    rng = np.random.default_rng(seed)
+    for _ in range(samples):
+        acc = table[:, rng.integers(0, n, size=n)].mean(axis=1)
+        best = np.flatnonzero(acc == acc.max())
+        wins[best] += 1.0 / best.size
+    return {m: float(w / samples) for m, w in zip(names, wins)}

@@ -35,6 +35,7 @@ __all__ = [
     "best_method",
     "find_strength_file",
     "find_strength_summary",
+    "supported_method",
 ]
 
 MODEL_INFO_FILE = "rewardlab.json"
@@ -206,3 +207,14 @@ def best_method(records: list[dict[str, Any]]) -> dict[str, Any] | None:
             "test_accuracy_mean": top.get("test_accuracy_mean"),
             "gain_over_baseline": top[key] - base[key] if base else None,
             "gain_split": split}
+
+
+def supported_method(run_summary: dict[str, Any]) -> str:
+    """The method the run's own numbers support: the best one when its test gain is
+    distinguishable from 0 (or, with no interval, when it is positive), else the baseline."""
+    b = run_summary["best_method"]
+    if b["method"] == "baseline" or b.get("gain_over_baseline") is None:
+        return "baseline"
+    if "gain_ci95" in b:
+        return b["method"] if b.get("distinguishable") and b["gain_ci95"][0] > 0 else "baseline"
+    return b["method"] if b["gain_over_baseline"] > 0 else "baseline"

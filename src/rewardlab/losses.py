@@ -1,4 +1,4 @@
-"""The preference loss family, as one pure function of tensors.
+"""The preference loss family, as one pure function of tensors, and the terms added to it.
 
 Sign convention everywhere in rewardlab: ``delta = r(x, y_chosen) - r(x, y_rejected)``, so a
 positive Δ means the model prefers the response labelled ``chosen``.
@@ -6,10 +6,12 @@ positive Δ means the model prefers the response labelled ``chosen``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["preference_loss"]
+__all__ = ["nuclear_diversity_loss", "preference_loss"]
 
 
 def _as_pair_tensor(value: float | torch.Tensor, delta: torch.Tensor, name: str) -> torch.Tensor:
@@ -65,3 +67,27 @@ def preference_loss(
         return losses.sum()
     return losses
 
+
+
+def nuclear_diversity_loss(stacks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Diversity term of a LoRA ensemble (Zhai et al. 2024, "diverse reward LoRA ensembles"):
+    minus the nuclear norm of the members' LoRA A matrices stacked, averaged over layers.
+
+    ``L_div = -(1/L) · Σ_l ||[A_l^1; A_l^2; ...; A_l^K]||_*``
+
+    where ``A_l^k`` is member k's ``[r, d]`` down-projection at adapted layer l and ``||·||_*``
+    the sum of singular values. Stacking K members gives a ``[K·r, d]`` matrix whose nuclear
+    norm is largest, for rows of given lengths, when the members' rows span different
+    directions: adding ``α · L_div`` to the loss pushes the members apart.
+
+    Args:
+        stacks: one ``[K, r, d]`` tensor per layer (members first; layers may differ in ``d``).
+            Members whose matrices are passed detached act as fixed references.
+
+    Returns:
+        A scalar (0 for no layers); its gradient flows to every A that requires one.
+    """
+    if not stacks:
+        return torch.zeros(())
+    norms = [torch.linalg.matrix_norm(a.reshape(-1, a.shape[-1]), ord="nuc") for a in stacks]
+    return -torch.stack(norms).mean()

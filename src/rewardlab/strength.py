@@ -18,10 +18,12 @@ __all__ = [
     "CATEGORIES",
     "CATEGORY_METHODS",
     "N_GROUPS",
+    "NoiseFloor",
     "StrengthStats",
     "auroc",
     "categorize",
     "estimate_noise_rate",
+    "fit_noise_floor",
     "lowest_count",
     "spearman",
     "strength_groups",
@@ -142,11 +144,11 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x, kind="stable")
     sorted_x = x[order]
     ranks = np.empty(x.shape[0], dtype=np.float64)
-    # Boundaries of runs of equal values.
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    # Runs of equal values share the mean of their 1-based positions, (start + end + 1) / 2.
+    first = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
+    starts = np.flatnonzero(first)
     ends = np.r_[starts[1:], x.shape[0]]
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = (s + e + 1) / 2.0
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]
     return ranks
 
 
@@ -216,6 +218,88 @@ NOISE_RATE_EVIDENCE = 3.32
 percentile of χ² with one degree of freedom, a likelihood-ratio test at the 1% level."""
 
 
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The fitted floor model of wrong labels (see :func:`fit_noise_floor`).
+
+    ``P(û < 0 | |û| = x) = η + (1 - 2η)·σ(-c·x)``: ``eta`` is η, ``slope`` is c (per unit of
+    û), ``evidence`` the log-likelihood gain of the fit over η = 0. ``instrument_ok`` is the
+    self-test's verdict on the ensemble that measured û (``None``: not measured).
+    """
+
+    eta: float
+    slope: float
+    evidence: float
+    n: int
+    instrument_ok: bool | None = None
+
+    @property
+    def has_evidence(self) -> bool:
+        """Whether the floor explains the signs clearly better than no wrong labels (a
+        likelihood-ratio test at the 1% level)."""
+        return self.eta > 0 and self.evidence >= NOISE_RATE_EVIDENCE
+
+    @property
+    def rate(self) -> float:
+        """The share of wrong labels to act on: η with evidence from an instrument that is not
+        known to be blind, else 0."""
+        return self.eta if self.has_evidence and self.instrument_ok is not False else 0.0
+
+    @property
+    def status(self) -> str:
+        """``"estimated"`` (a rate to act on), ``"clean"`` (an instrument that passed its
+        self-test found no evidence of wrong labels) or ``"no evidence"`` (the ensemble is too
+        weak to tell, or was never tested, so 0 does not mean clean)."""
+        if self.rate > 0:
+            return "estimated"
+        return "clean" if self.instrument_ok else "no evidence"
+
+    def posterior(self, mean: np.ndarray) -> np.ndarray:
+        """``[N]`` P(label wrong | û) = σ(logit η - c·û); zeros when :attr:`rate` is 0.
+
+        Bayes on the floor model: a label is wrong with prior η, and the ensemble errs on a
+        pair of strength x with probability σ(-c·x), so the odds of a wrong label are
+        η/(1-η)·e^(-c·û) whatever the sign of û. Positive û (the ensemble agrees with the label)
+        lowers them.
+        """
+        u = np.asarray(mean, dtype=np.float64)
+        if self.rate <= 0:
+            return np.zeros_like(u)
+        logit = math.log(self.eta / (1.0 - self.eta)) - self.slope * u
+        return 0.5 * (1.0 + np.tanh(0.5 * np.clip(logit, -1e3, 1e3)))  # σ without overflow
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "rate": self.rate, "eta": self.eta,
+                "slope": self.slope, "evidence": self.evidence, "n": self.n,
+                "instrument_ok": self.instrument_ok}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NoiseFloor:
+        return cls(float(d["eta"]), float(d["slope"]), float(d["evidence"]), int(d["n"]),
+                   d.get("instrument_ok"))
+
+
+def fit_noise_floor(mean: np.ndarray) -> NoiseFloor:
+    """Fit the floor model to cross-fitted û ``[N]`` (see :func:`estimate_noise_rate`).
+
+    η = 0 with no evidence for fewer than 10 pairs or non-finite input.
+    """
+    x = np.asarray(mean, dtype=np.float64)
+    if x.shape[0] < 10 or not np.isfinite(x).all():
+        return NoiseFloor(0.0, 0.0, 0.0, int(x.shape[0]))
+    mags, neg, counts = _by_magnitude(np.abs(x), x < 0, NOISE_RATE_BINS)
+    scale = max(float(np.median(np.abs(x))), 1e-12)
+    best_ll, best_eta, best_c, none_ll = -math.inf, 0.0, 0.0, -math.inf
+    # c from nearly 0 (signs a coin toss at every |û|) to a sharp boundary.
+    for c in np.geomspace(1e-3, 200.0, 150) / scale:
+        own = 0.5 * (1.0 - np.tanh(0.5 * np.minimum(c * mags, 1e3)))  # σ(-c·x), no overflow
+        eta, ll = _floor_fit(neg, counts, own)
+        if ll > best_ll:
+            best_ll, best_eta, best_c = ll, eta, float(c)
+        none_ll = max(none_ll, _log_likelihood(neg, counts, own))
+    return NoiseFloor(float(best_eta), best_c, float(best_ll - none_ll), int(x.shape[0]))
+
+
 def estimate_noise_rate(mean: np.ndarray) -> float:
     """The share of wrong labels implied by cross-fitted û ``[N]`` (what ``flip@auto`` flips).
 
@@ -232,20 +316,7 @@ def estimate_noise_rate(mean: np.ndarray) -> float:
     signs are a coin toss at every |û|, gives no evidence of any rate. Also 0 for fewer than 10
     pairs or non-finite input.
     """
-    x = np.asarray(mean, dtype=np.float64)
-    if x.shape[0] < 10 or not np.isfinite(x).all():
-        return 0.0
-    mags, neg, counts = _by_magnitude(np.abs(x), x < 0, NOISE_RATE_BINS)
-    scale = max(float(np.median(np.abs(x))), 1e-12)
-    best_ll, best_eta, none_ll = -math.inf, 0.0, -math.inf
-    # c from nearly 0 (signs a coin toss at every |û|) to a sharp boundary.
-    for c in np.geomspace(1e-3, 200.0, 150) / scale:
-        own = 0.5 * (1.0 - np.tanh(0.5 * np.minimum(c * mags, 1e3)))  # σ(-c·x), no overflow
-        eta, ll = _floor_fit(neg, counts, own)
-        if ll > best_ll:
-            best_ll, best_eta = ll, eta
-        none_ll = max(none_ll, _log_likelihood(neg, counts, own))
-    return float(best_eta) if best_ll - none_ll >= NOISE_RATE_EVIDENCE else 0.0
+    return fit_noise_floor(mean).rate
 
 
 def _by_magnitude(mags: np.ndarray, neg: np.ndarray,

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,15 @@ def write(path: Path, records: list[Any]) -> Path:
     """Write ``records`` in the format the file name says (``.jsonl``, ``.csv.gz``, ...)."""
     kind = path.name.removesuffix(".gz").rsplit(".", 1)[-1]
     return WRITERS[kind](path, records)
+
+
+def good_sides(seed: int, n: int) -> list[str]:
+    """Which response is the good one, row by row: a random mix of "a" and "b"."""
+    rng = random.Random(seed)
+    return [rng.choice("ab") for _ in range(n)]
+
+
+def sides(good: str, i: int) -> tuple[str, str]:
+    """(a text, b text) of row ``i`` with the good response on side ``good``."""
+    texts = (f"good answer {i}", f"bad answer {i}")
+    return texts if good == "a" else texts[::-1]

@@ -4,12 +4,11 @@ an in-house a/b layout; ties; unknown labels; and the warning for an unused labe
 from __future__ import annotations
 
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pref_files import write, write_jsonl
+from pref_files import good_sides, sides, write, write_jsonl
 
 from rewardlab.data import DataError, load_preferences, read_preferences
 from rewardlab.data.mapping import (
@@ -23,15 +22,7 @@ N = 24
 
 
 def labels(seed: int) -> list[str]:
-    """Which response is the good one, row by row: a random mix of "a" and "b"."""
-    rng = random.Random(seed)
-    return [rng.choice("ab") for _ in range(N)]
-
-
-def sides(good: str, i: int) -> tuple[str, str]:
-    """(a text, b text) of row ``i`` with the good response on side ``good``."""
-    texts = (f"good answer {i}", f"bad answer {i}")
-    return texts if good == "a" else texts[::-1]
+    return good_sides(seed, N)
 
 
 def assert_good_chosen(ds: Any) -> None:
@@ -93,12 +84,18 @@ def test_shp_with_its_value_table(tmp_path: Path, kind: str) -> None:
     assert ds["labels"] == ([str(v) for v in expected] if kind == "csv" else expected)
 
 
-def test_shp_with_the_default_table_reads_the_opposite(tmp_path: Path) -> None:
-    # The documented default reads 0/1 as the index of the better response, so SHP without its
-    # table comes out reversed on every row: the reason the table exists.
-    path = write(tmp_path / "shp.jsonl", shp(labels(1)))
-    ds, _ = read_preferences(path, mapping=SHP_MAP)
-    assert all(row["chosen"].startswith("bad") for row in ds)
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_shp_without_its_table_is_refused(tmp_path: Path, kind: str) -> None:
+    # The default table reads 0/1 as the index of the better response, so SHP's labels (1 when A
+    # wins) read through it would load every pair backwards: a numeric winner column that is not
+    # a documented index column is refused until --winner-values says what its numbers mean.
+    path = write(tmp_path / f"shp.{kind}", shp(labels(1)))
+    with pytest.raises(DataError) as info:
+        read_preferences(path, mapping=SHP_MAP, on_bad="skip")
+    message = str(info.value)
+    assert message.startswith(f"{path}: field 'labels': the --map winner column holds numbers "
+                              "(values seen: 0, 1)")
+    assert "score_a=labels,score_b=COLUMN" in message and "--winner-values" in message
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "parquet.gz"])
@@ -264,8 +261,14 @@ def test_hh_dialogues_as_a_and_b(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("mapping", "words"), [
-    ("prompt=q,chosen=x,a=y,b=z,winner=w", "chosen and a/b/winner exclude each other"),
+    ("prompt=q,chosen=x,a=y,b=z,winner=w", "chosen/rejected and winner exclude each other"),
     ("a=x,b=y", "winner missing"),
+    ("chosen=x,a=y", "winner missing"),
+    ("a=x,b=y,winner=w,score_a=s,score_b=t", "winner and score_a/score_b exclude each other"),
+    ("a=x,b=y,score_a=s", "score_b missing"),
+    ("responses=r,rank=k", "text=FIELD"),
+    ("responses=r,text=t", "exactly one of rank=FIELD"),
+    ("responses=r,text=t,rank=k,score=s", "exactly one of rank=FIELD"),
     ("a=x,winner=w", "b missing"),
     ("winner=w", "a, b missing"),
     ("a=x,b=x,winner=w", "column 'x' feeds two fields"),
@@ -294,8 +297,12 @@ def test_winner_value_normalization() -> None:
     for value in (1, 1.0, "1", " 1 ", "1.0"):
         assert winner_key(value) == "1"
     assert winner_key(" Model_A ") == "model_a"
-    for value in (True, 1.5, float("nan"), None, [1], {"a": 1}):
+    for value in (True, float("nan"), float("inf"), None, [1], {"a": 1}):
         assert winner_key(value) is None
+    # Any finite number has a key, so a table can list it (HelpSteer2's -3..3, 2/3).
+    assert winner_key(1.5) == winner_key("1.50") == "1.5"
+    assert winner_key(2 / 3) == winner_key("0.6666666666666666") == "0.6666666666666666"
+    assert winner_key("-3") == winner_key(-3.0) == "-3"
     assert parse_winner_values("1=a, 0=B ,tie (bothbad)=tie") == {
         "1": "a", "0": "b", "tie (bothbad)": "tie"}
     assert parse_winner_values({1: "a", 0: "b"}) == {"1": "a", "0": "b"}

@@ -29,8 +29,8 @@ def tiny(tiny_encoder_and_cache: dict[str, str]) -> str:
 
 def model(diversity: str, members: int = 4, epochs: int = 2) -> EmbeddingRewardModel:
     cfg = ModelConfig(model=_TINY.get("model", ""), members=members, epochs=epochs,
-                      batch_size=16, device="cpu", max_length=32,
-                      embedding=EmbeddingConfig(hidden=8, proj_dim=4, diversity=diversity,
+                      batch_size=16, device="cpu", max_length=32, diversity=diversity,
+                      embedding=EmbeddingConfig(hidden=8, proj_dim=4,
                                                 cache_dir=_TINY.get("cache", "")))
     return EmbeddingRewardModel(cfg, progress=False)
 
@@ -105,7 +105,7 @@ def test_diverse_models_save_and_load(tmp_path: Path, diversity: str) -> None:
     m.fit(data)
     m.save(tmp_path / "m")
     again = EmbeddingRewardModel.load(tmp_path / "m", progress=False)
-    assert again.config.embedding.diversity == diversity
+    assert again.config.diversity == diversity
     torch.testing.assert_close(again.score(data), m.score(data))
     # Diversity changes what is trained, with the same seeds.
     plain = model("none")

@@ -33,7 +33,7 @@ from rewardlab.models.text import (
     truncate_pair,
     truncation_counts,
 )
-from tiny_models import tiny_config, toy_pairs, word_tokenizer
+from tiny_models import plain_reward, tiny_config, toy_pairs, word_tokenizer
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -73,18 +73,20 @@ def untrained_accuracy(rm: FinetuneRewardModel, pairs: Pairs, member: int = 0) -
 
 
 def plain_rewards(folder: Path, rm: FinetuneRewardModel, pairs: Pairs) -> torch.Tensor:
-    """Δ ``[N]`` from a member folder loaded with plain transformers, one pair at a time."""
+    """Δ ``[N]`` from a member folder loaded with plain transformers, read with the pooling
+    ``rewardlab.json`` records."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    pooling = json.loads((folder.parent / "rewardlab.json").read_text())["pooling"]
     out = []
     with torch.no_grad():
         for response in (pairs.chosen, pairs.rejected):
             enc = encode_prompt_response(tok, pairs.prompt, response,
                                          max_length=rm.config.max_length,
                                          pair_format=rm.pair_format)
-            out.append(model(**pad_encoded(enc, tok.pad_token_id)).logits.squeeze(-1))
+            out.append(plain_reward(model, pad_encoded(enc, tok.pad_token_id), pooling))
     return out[0] - out[1]
 
 
@@ -309,10 +311,11 @@ def _ddp_main(model_dir: str, out_dir: str) -> None:
     seen: list[int] = []
     original = finetune.pair_deltas
 
-    def recording(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def recording(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                  pooling: str = "head") -> torch.Tensor:
         if model.training:
             seen.extend(batch["index"].tolist())
-        return original(model, batch)
+        return original(model, batch, pooling)
 
     finetune.pair_deltas = recording
     rm = FinetuneRewardModel(tiny_config(model_dir, epochs=1, batch_size=4), progress=False)
@@ -354,3 +357,22 @@ def test_accelerate_launch_two_processes(gpt2_dir: Path, tmp_path: Path) -> None
 
 if __name__ == "__main__":
     _ddp_main(sys.argv[1], sys.argv[2])
+
+
+def test_folder_from_before_pooling_reads_the_class_head(minilm_trained: FinetuneRewardModel,
+                                                         tmp_path: Path) -> None:
+    """A folder saved before --pooling reached this backend (no "pooling" in rewardlab.json)
+    was trained through the class's own head, and reloads reading it."""
+    from rewardlab.models.base import read_model_info, write_model_info
+
+    rm = minilm_trained
+    assert rm.pooling == "mean"
+    folder = rm.save(tmp_path / "model")
+    info = read_model_info(folder)
+    write_model_info(folder, "finetune", rm.config, members=info["members"],
+                     pair_format=info["pair_format"])  # what older rewardlab wrote
+    old = load_reward_model(folder, progress=False)
+    assert isinstance(old, FinetuneRewardModel) and old.pooling == "head"
+    pairs = toy_pairs(8, 3)
+    assert not torch.allclose(old.score(pairs), rm.score(pairs), atol=1e-3)
+    assert load_reward_model(rm.save(tmp_path / "new"), progress=False).pooling == "mean"

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from rewardlab.config import ModelConfig
+from rewardlab.config import ConfigError, ModelConfig
 from rewardlab.evaluation import accuracy
+from rewardlab.losses import nuclear_diversity_loss
 from rewardlab.models import Pairs, load_reward_model
 from rewardlab.models.finetune import FinetuneRewardModel
 from rewardlab.models.lora import weights_hash
 from rewardlab.models.text import encode_prompt_response, pad_encoded
-from tiny_models import tiny_config, toy_pairs
+from tiny_models import plain_reward, tiny_config, toy_pairs
 
 PAIRS = Pairs(["the cat sat", "a", "the dog the sun the tree"], ["good good", "good", "good a"],
               ["bad bad", "bad bad bad", "bad"])
@@ -181,7 +182,54 @@ def test_encoder_lora_reloads_with_plain_peft(tmp_path: Path) -> None:
     base = AutoModelForSequenceClassification.from_pretrained(rm.model_path, num_labels=1)
     model = PeftModel.from_pretrained(base, folder / "member_1").eval()
     batch = rm.prepare(PAIRS)
+    assert json.loads((folder / "rewardlab.json").read_text())["pooling"] == "mean"
     with torch.no_grad():
-        rewards = [model(**pad_encoded(side, rm.pad_id)).logits.squeeze(-1)
+        rewards = [plain_reward(model, pad_encoded(side, rm.pad_id), "mean")
                    for side in (batch.chosen, batch.rejected)]
+        pooler = [plain_reward(model, pad_encoded(side, rm.pad_id), "head")
+                  for side in (batch.chosen, batch.rejected)]
     torch.testing.assert_close(rewards[0] - rewards[1], expected[1], atol=1e-5, rtol=0)
+    # The class's own forward reads the CLS pooler instead: not what was trained.
+    assert not torch.allclose(pooler[0] - pooler[1], expected[1], atol=1e-3)
+
+
+# -- --diversity nuclear ------------------------------------------------------------------------
+def _stacked_nuclear(rm: FinetuneRewardModel) -> float:
+    """Mean over layers of the nuclear norm of all members' A matrices stacked."""
+    return -float(nuclear_diversity_loss(rm.lora.a_stacks()).detach())
+
+
+def test_nuclear_diversity_spreads_the_members(llama_dir: Path) -> None:
+    common = {"members": 2, "lora_r": 2, "epochs": 2, "lr": 1e-2}
+    plain = FinetuneRewardModel(tiny_config(str(llama_dir), **common), progress=False)
+    plain.fit(toy_pairs(32, 0))
+    diverse = FinetuneRewardModel(tiny_config(str(llama_dir), diversity="nuclear",
+                                              diversity_weight=1.0, **common), progress=False)
+    diverse.fit(toy_pairs(32, 0))
+    # Same seeds and data: member 0 trains alike but for its own term; what differs is the
+    # nuclear norm the term maximizes, and each member still fits the toy pairs.
+    assert _stacked_nuclear(diverse) > _stacked_nuclear(plain) + 0.1
+    assert all(accuracy(row) > 0.8 for row in diverse.score(toy_pairs(32, 2)))
+    # The term trains the newest member only: earlier members' A matrices come detached.
+    stacks = diverse.lora.a_stacks()
+    assert stacks[0].shape[0] == 2 and stacks[0].requires_grad
+    nuclear_diversity_loss(stacks).backward()
+    a0 = [p for n, p in diverse.lora.model.named_parameters() if "lora_A.member_0" in n]
+    assert a0 and all(p.grad is None for p in a0)
+
+
+def test_diversity_choices_belong_to_their_backend() -> None:
+    with pytest.raises(ConfigError, match="--diversity: nuclear acts on LoRA"):
+        ModelConfig(backend="finetune", diversity="nuclear")  # full fine-tuning: no A matrices
+    with pytest.raises(ConfigError, match="--diversity: nuclear"):
+        ModelConfig(diversity="nuclear")
+    with pytest.raises(ConfigError, match="--diversity: bagging applies to the embedding"):
+        ModelConfig.from_dict({"backend": "finetune", "lora_r": 2, "diversity": "bagging"})
+    assert ModelConfig.from_dict({"backend": "finetune", "lora_r": 2,
+                                  "diversity": "nuclear"}).diversity == "nuclear"
+    # Coupled members train in one strength job (each member's term reads the earlier ones).
+    from rewardlab.stages.strength import trains_jointly
+
+    assert trains_jointly(ModelConfig.from_dict({"backend": "finetune", "lora_r": 2,
+                                                 "diversity": "nuclear"}))
+    assert not trains_jointly(ModelConfig.from_dict({"backend": "finetune", "lora_r": 2}))

@@ -22,17 +22,30 @@ def toy_pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_toy(tmp_path_factory.mktemp("data") / "toy.jsonl", 60)
 
 
-@pytest.fixture(scope="session")
-def embedding_model(tmp_path_factory: pytest.TempPathFactory, toy_pairs_file: Path) -> Path:
-    """A 3-member embedding-backend ensemble trained on toy pairs."""
+def _embedding_model(folder: Path, data: Path, members: int, epochs: int) -> Path:
     from rewardlab.config import ModelConfig
     from rewardlab.data import read_preferences
     from rewardlab.models import Pairs, build_reward_model
 
-    ds, _ = read_preferences([toy_pairs_file])
-    model = build_reward_model(ModelConfig(members=3, epochs=3, seed=0), progress=False)
+    ds, _ = read_preferences([data])
+    model = build_reward_model(ModelConfig(members=members, epochs=epochs, seed=0),
+                               progress=False)
     model.fit(Pairs.from_dataset(ds))
-    return model.save(tmp_path_factory.mktemp("models") / "embedding")
+    return model.save(folder)
+
+
+@pytest.fixture(scope="session")
+def embedding_model(tmp_path_factory: pytest.TempPathFactory, toy_pairs_file: Path) -> Path:
+    """A 3-member embedding-backend ensemble trained on toy pairs."""
+    return _embedding_model(tmp_path_factory.mktemp("models") / "embedding", toy_pairs_file,
+                            members=3, epochs=3)
+
+
+@pytest.fixture(scope="session")
+def one_member_model(tmp_path_factory: pytest.TempPathFactory, toy_pairs_file: Path) -> Path:
+    """A 1-member embedding model: no uncertainty to serve."""
+    return _embedding_model(tmp_path_factory.mktemp("models") / "one_member", toy_pairs_file,
+                            members=1, epochs=1)
 
 
 @pytest.fixture(scope="session")

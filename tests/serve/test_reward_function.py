@@ -67,3 +67,18 @@ def test_bad_arguments(embedding_model: Path) -> None:
     fn = RewardFunction(embedding_model)
     with pytest.raises(ValueError, match="2 prompts but 1 completions"):
         fn(prompts=["a", "b"], completions=["c"])
+
+
+@pytest.mark.parametrize("asked", ["uwo", "min"])
+def test_one_member_returns_the_mean_and_warns_once(one_member_model: Path, asked: str) -> None:
+    with pytest.warns(UserWarning, match=rf"M=1.*'{asked}' equals the mean; serving 'mean'"):
+        fn = RewardFunction(one_member_model, reward=asked)
+    assert fn.reward == "mean" and fn.__name__ == "rewardlab_mean"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # calls say nothing more
+        _, out = call_like_trl(fn, [{"prompt": "Question?"}], ["Answer."], [[1]])
+    expected = EnsembleScorer.load(one_member_model, penalty=1.0).score(["Question?"],
+                                                                        ["Answer."])
+    np.testing.assert_allclose(out, expected.mean, atol=1e-6)

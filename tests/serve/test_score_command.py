@@ -29,7 +29,8 @@ def test_score_single_responses(tmp_path: Path, embedding_model: Path, suffix: s
     out = tmp_path / f"scores{suffix}"
     assert main(["score", str(embedding_model), str(data), "-o", str(out),
                  "--uncertainty-penalty", "2", "--quiet", "--chunk", "2"]) == 0
-    assert "found responses: 3" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "found responses: 3" in printed and "M=1" not in printed
     got = read_rows(out)
     assert [r["tag"] for r in got] == [0, 1, 2]  # input columns kept, in order
     scorer = EnsembleScorer.load(embedding_model, penalty=2.0)
@@ -95,3 +96,15 @@ def test_negative_penalty_names_the_flag(embedding_model: Path, toy_pairs_file: 
     assert main(["score", str(embedding_model), str(toy_pairs_file), "-o",
                  str(tmp_path / "x.jsonl"), "--uncertainty-penalty", "-1"]) == 2
     assert "--uncertainty-penalty: must be finite and >= 0" in capsys.readouterr().err
+
+
+def test_score_with_one_member_says_there_is_no_uncertainty(
+        tmp_path: Path, one_member_model: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "responses.jsonl"
+    data.write_text(json.dumps({"prompt": "Question?", "response": "Answer."}) + "\n")
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", str(one_member_model), str(data), "-o", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("one member (M=1): no uncertainty") == 1
+    (row,) = read_rows(out)
+    assert row["reward_std"] == 0 and row["reward_uwo"] == row["reward_min"] == row["reward_mean"]

@@ -26,6 +26,7 @@ def test_health_and_info(server: str, scorer) -> None:
     info = httpx.get(f"{server}/info").json()
     assert info["members"] == 3 and info["backend"] == "embedding"
     assert info["max_length"] == 256 and info["penalty"] == 0.5 and info["reward"] == "uwo"
+    assert info["server_errors"] == 0 and "[SEP]" in info["strip_tokens"]
     assert info["model"] == scorer.path
 
 
@@ -69,11 +70,112 @@ def test_openrlhf_client_request(server: str, scorer) -> None:
     np.testing.assert_allclose(response["extra_logs"]["reward_std"], expected.std, atol=1e-5)
 
 
-def test_old_openrlhf_sends_only_the_query(server: str, scorer) -> None:
-    answer = httpx.post(f"{server}/get_reward", json={"query": ["just one text"]})
+def test_old_openrlhf_sends_only_the_query_and_is_told(server: str, scorer) -> None:
+    before = httpx.get(f"{server}/info").json()["requests_without_prompts"]
+    answer = httpx.post(f"{server}/get_reward", json={"query": ["just one text", "another"]})
     assert answer.status_code == 200
     np.testing.assert_allclose(answer.json()["rewards"],
-                               scorer.score([""], ["just one text"]).uwo, atol=1e-5)
+                               scorer.score(["", ""], ["just one text", "another"]).uwo,
+                               atol=1e-5)
+    assert answer.json()["extra_logs"]["no_prompts"] == [1.0, 1.0]
+    assert httpx.get(f"{server}/info").json()["requests_without_prompts"] == before + 1
+
+
+def test_a_query_without_its_prompt_is_scored_whole_and_counted(scorer) -> None:
+    body = {"query": [PROMPTS[0] + RESPONSES[0], "a rollout the policy mangled"],
+            "prompts": [PROMPTS[0], PROMPTS[1]]}
+    with running_server(scorer) as url:
+        answer = httpx.post(f"{url}/get_reward", json=body).json()
+        info = httpx.get(f"{url}/info").json()
+    expected = scorer.score([PROMPTS[0], ""], [RESPONSES[0], "a rollout the policy mangled"])
+    np.testing.assert_allclose(answer["rewards"], expected.uwo, atol=1e-5)
+    assert answer["extra_logs"]["prompt_not_found"] == [0.0, 1.0]
+    assert answer["extra_logs"]["no_prompts"] == [0.0, 0.0]
+    assert info["prompt_not_found"] == 1 and info["requests_without_prompts"] == 0
+    with running_server(scorer, strict_prompts=True) as url:
+        answer = httpx.post(f"{url}/get_reward", json=body)
+    assert answer.status_code == 422
+    assert "query[1] does not contain prompts[1]" in answer.json()["detail"]
+
+
+def test_special_tokens_are_stripped_from_the_ends_of_queries(scorer) -> None:
+    """The model tokenizer's own ([SEP], [PAD] for MiniLM) always; the policy's when named."""
+    prompt, response = PROMPTS[0], RESPONSES[0]
+    query = "[CLS] " + prompt + response + "<|im_end|>[SEP][PAD][PAD]"
+    expected = scorer.score([prompt], [response]).uwo
+    with running_server(scorer, strip_tokens="<|im_end|>, </s>") as url:
+        got = httpx.post(f"{url}/get_reward", json={"query": [query], "prompts": [prompt]})
+        assert "<|im_end|>" in httpx.get(f"{url}/info").json()["strip_tokens"]
+    np.testing.assert_allclose(got.json()["rewards"], expected, atol=1e-5)
+    with running_server(scorer) as url:  # without --strip-tokens the policy's token stays
+        kept = httpx.post(f"{url}/get_reward", json={"query": [query], "prompts": [prompt]})
+    np.testing.assert_allclose(kept.json()["rewards"],
+                               scorer.score([prompt], [response + "<|im_end|>"]).uwo, atol=1e-5)
+
+
+def test_an_item_over_the_character_cap_is_refused_before_tokenizing(scorer) -> None:
+    with running_server(scorer, max_item_chars=100) as url:
+        answer = httpx.post(f"{url}/score", json={"prompts": ["a", "b"],
+                                                  "responses": ["ok", "x" * 101]})
+        assert answer.status_code == 413
+        assert "responses[1] has 101 characters" in answer.json()["detail"]
+        assert httpx.get(f"{url}/info").json()["max_item_chars"] == 100
+    with running_server(scorer) as url:  # the default: 64 characters per token of max length
+        assert httpx.get(f"{url}/info").json()["max_item_chars"] == 64 * 256
+
+
+def test_a_server_error_is_counted_and_the_connection_kept(scorer) -> None:
+    import copy
+
+    broken = copy.copy(scorer)
+
+    def rewards(prompts, responses):
+        if "boom" in responses:
+            raise RuntimeError("the model broke")
+        return scorer.rewards(prompts, responses)
+
+    broken.rewards = rewards
+    with running_server(broken) as url, httpx.Client() as client:
+        answer = client.post(f"{url}/score", json={"prompts": ["a"], "responses": ["boom"]})
+        assert answer.status_code == 500 and answer.json() == {
+            "detail": "internal error: RuntimeError"}
+        # The next request on the same connection is answered (no reset).
+        ok = client.post(f"{url}/score", json={"prompts": ["a"], "responses": ["b"]})
+        assert ok.status_code == 200
+        assert client.get(f"{url}/info").json()["server_errors"] == 1
+
+
+def test_one_member_serves_the_mean_and_says_so(one_member_model, caplog) -> None:
+    from rewardlab.serve.scorer import EnsembleScorer
+
+    single = EnsembleScorer.load(one_member_model, penalty=1.0, feature_cache=False)
+    with caplog.at_level("WARNING", logger="rewardlab"), running_server(single) as url:
+        info = httpx.get(f"{url}/info").json()
+        got = httpx.post(f"{url}/get_reward", json={"query": ["x y"], "prompts": ["x"]}).json()
+    assert info["members"] == 1 and info["reward"] == "mean" and info["reward_asked"] == "uwo"
+    assert [r.getMessage() for r in caplog.records if "M=1" in r.getMessage()] == [
+        "the model has one member (M=1): no uncertainty, so 'uwo' equals the mean; serving "
+        "'mean'. Train an ensemble (--members, or run's --final-members) for uwo and min to "
+        "mean anything"]
+    np.testing.assert_allclose(got["rewards"], single.score(["x"], [" y"]).mean, atol=1e-6)
+
+
+def test_a_port_in_use_fails_before_announcing(embedding_model, caplog) -> None:
+    import socket
+
+    from rewardlab.config import CommonConfig, ModelPathConfig, ServeConfig, UncertaintyConfig
+    from rewardlab.stages.score import serve_command
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with caplog.at_level("INFO", logger="rewardlab"), \
+                pytest.raises(RuntimeError, match=f"--port {port}: cannot listen there"):
+            serve_command(model_path=ModelPathConfig(str(embedding_model)),
+                          uncertainty=UncertaintyConfig(), serve=ServeConfig(port=port),
+                          common=CommonConfig(quiet=True))
+    assert not [r for r in caplog.records if "serving" in r.getMessage()]
 
 
 @pytest.mark.parametrize("reward", ["mean", "min"])
@@ -129,8 +231,12 @@ BAD_REQUESTS = [
      "application/json", 413, "at most 16"),
     ("/score", b'{"prompts": ["a"], "responses": ["b"]}', "text/plain", 422,
      "Content-Type: application/json"),
-    ("/get_reward", b'{"query": ["ab"], "prompts": ["zz"]}', "application/json", 422,
-     "query[0] does not contain prompts[0]"),
+    ("/score", b'{"prompts": ["a"], "responses": ["\\ud800"]}', "application/json", 422,
+     "responses[0] is not valid Unicode text: a lone surrogate"),
+    ("/get_reward", b'{"query": ["a\\udfffb"]}', "application/json", 422,
+     "query[0] is not valid Unicode text"),
+    ("/get_reward", b'{"query": ["ab"], "prompts": ["\\ud800"]}', "application/json", 422,
+     "prompts[0] is not valid Unicode text"),
     ("/get_reward", b'{"query": ["ab", "cd"], "prompts": ["a"]}', "application/json", 422,
      "'query' has 2 items but 'prompts' has 1"),
     ("/get_reward", b'{"query": []}', "application/json", 422, "is empty"),

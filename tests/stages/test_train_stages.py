@@ -18,7 +18,7 @@ FAST = ["--epochs", "6", "--batch-size", "16", "--proj-dim", "16", "--quiet"]
 def test_train_writes_model_and_metrics(toy_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "t"
     assert main(["train", str(toy_file), "-o", str(out), "--valid-frac", "0.25",
-                 "--test-frac", "0.25", *FAST]) == 0
+                 "--test-frac", "0.25", "--score-train", *FAST]) == 0
     metrics = read_json(out / "metrics.json")
     assert 0 <= metrics["valid"]["accuracy"] <= 1
     parts = [metrics[k]["n"] for k in ("train", "valid", "test")]
@@ -44,7 +44,9 @@ def test_train_with_flip_uses_strength_and_reports_counts(tmp_path: Path) -> Non
     assert main(["train", str(data), "-o", str(out), "--valid-frac", "0", "--test-frac", "0",
                  "--strength-file", str(s / "strength" / "strength.parquet"),
                  "--method", "flip", *FAST]) == 0
-    d = read_json(out / "metrics.json")["denoise"]
+    metrics = read_json(out / "metrics.json")
+    assert "train" not in metrics  # scoring the training pairs is asked for (--score-train)
+    d = metrics["denoise"]
     assert d["flipped"] == 16 and d["trained_on"] == 80
     # Every fifth toy label is wrong, and strength ranks those lowest: the pairs flip flips are
     # the wrong ones (checked against the file's own record of them), so flipping repairs them.

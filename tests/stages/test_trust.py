@@ -174,7 +174,7 @@ def test_groups_refuse_fewer_than_ten_pairs_with_a_preference(
                  "1", "--valid", str(valid), "--test-frac", "0", *FAST]) == 1
     err = capsys.readouterr().err
     assert "at least 10 training pairs that carry a preference" in err
-    assert "this split has 8" in err and "12 identical pairs left out" in err
+    assert "this split has 8" in err and "12 identical pairs or kept ties left out" in err
 
 
 def test_identical_pairs_are_left_out_before_ranking(tmp_path: Path) -> None:
@@ -207,6 +207,25 @@ def test_thirty_pair_run_end_to_end(tmp_path: Path) -> None:
     assert sum(run["split"].values()) == 30 and min(run["split"].values()) >= 1
     final = read_json(out / "final" / "metrics.json")
     assert final["test"]["n"] == run["split"]["test"]
+    # The final model is an ensemble (--final-members defaults to --members for embedding), so
+    # score and serve have an uncertainty to report; its members are reported one by one.
+    assert final["settings"]["members"] == 3 and final["test"]["members"] == 3
+    assert len(final["test"]["member_accuracy"]) == 3
+    model_info = read_json(out / "final" / "model" / "rewardlab.json")
+    assert model_info["config"]["members"] == 3
+
+
+@pytest.mark.parametrize("backend, members, asked, expected", [
+    ("embedding", 10, None, 10), ("finetune", 10, None, 1), ("finetune", 10, 3, 3),
+    ("embedding", 10, 1, 1)])
+def test_final_members_default_per_backend(backend: str, members: int, asked: int | None,
+                                           expected: int) -> None:
+    from rewardlab.config import ConfigError, ModelConfig, RunConfig
+
+    model = ModelConfig(backend=backend, members=members)
+    assert RunConfig(final_members=asked).resolved_final_members(model) == expected
+    with pytest.raises(ConfigError, match="--final-members"):
+        RunConfig(final_members=0)
 
 
 def test_same_seed_reruns_are_byte_identical_with_one_member(tmp_path: Path) -> None:
@@ -252,6 +271,7 @@ def test_gain_interval_reads_the_saved_predictions(tmp_path: Path) -> None:
     rows = {"method": ["baseline"] * n + ["flip"] * n, "split": ["test"] * (2 * n),
             "pair": [*range(n), *reversed(range(n))],  # order must not matter
             "delta_mean": [0.0] * (2 * n), "correct": [*base, *better[::-1]]}
+    rows["delta_seeds"] = [[1.0 if c else -1.0] for c in rows["correct"]]  # one seed
     write_table(out.compare_predictions, pa.table(rows))
     res = gain_interval(out, {"method": "flip", "gain_split": "test"})
     gain = float((better - base).mean())

@@ -3,9 +3,11 @@
 Public API: :func:`read_preferences` (dataset and :class:`LoadReport`), :func:`load_preferences`
 (dataset only, problems logged), :func:`split_train_valid`, and :class:`DataError`;
 :func:`parse_mapping` and :func:`parse_winner_values` check ``--map`` / ``--winner-values``
-text. See :mod:`rewardlab.data.formats` for the input layouts understood,
-:mod:`rewardlab.data.mapping` for mappings and winner labels, :mod:`rewardlab.data.readers` for
-file kinds and size limits, and :mod:`rewardlab.data.checks` for the suspicious-pair kinds.
+text. See :mod:`rewardlab.data.formats` for the input layouts understood (and
+:mod:`rewardlab.data.dialogue` for how dialogues become text, :mod:`rewardlab.data.ranked` for
+scores and rankings), :mod:`rewardlab.data.mapping` for mappings and winner labels,
+:mod:`rewardlab.data.readers` for file kinds and size limits, and :mod:`rewardlab.data.checks`
+for the suspicious-pair kinds.
 """
 
 from __future__ import annotations

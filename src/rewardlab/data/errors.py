@@ -20,6 +20,7 @@ __all__ = [
     "NOT_AN_OBJECT",
     "NOT_UTF8",
     "RECORD_TOO_LARGE",
+    "TOO_FEW_RESPONSES",
     "UNKNOWN_WINNER",
     "WRONG_TYPE",
     "DataError",
@@ -35,6 +36,7 @@ WRONG_TYPE = "wrong_type"
 NOT_UTF8 = "not_utf8"
 NOT_AN_OBJECT = "not_an_object"
 RECORD_TOO_LARGE = "record_too_large"
+TOO_FEW_RESPONSES = "too_few_responses"
 UNKNOWN_WINNER = "unknown_winner"
 BAD_COLUMN_NAME = "bad_column_name"
 # Reasons of errors that are never skipped (they concern a whole input, not one record).

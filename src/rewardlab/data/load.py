@@ -20,10 +20,12 @@ the same id in two files) get ``-1``, ``-2``, ... suffixes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +37,27 @@ from rewardlab.data.errors import (
     as_object,
     describe_value,
 )
-from rewardlab.data.formats import Columns, Pair, detect_format, diagnose, normalize
+from rewardlab.data.formats import (
+    Columns,
+    NumericWinner,
+    Pair,
+    detect_format,
+    diagnose,
+    normalize,
+)
 from rewardlab.data.io import Input, resolve_inputs
 from rewardlab.data.load_report import LoadReport
-from rewardlab.data.mapping import looks_like_winner, parse_mapping, parse_winner_values
+from rewardlab.data.mapping import (
+    as_number,
+    looks_like_score,
+    looks_like_winner,
+    parse_mapping,
+    parse_winner_values,
+    resolve_path,
+    winner_key,
+)
+from rewardlab.data.ranked import RANKING_PAIRS
+from rewardlab.data.readers import RawRecords
 from rewardlab.data.streams import DEFAULT_MAX_RECORD_BYTES
 
 if TYPE_CHECKING:
@@ -48,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "ON_BAD",
+    "RANKING_PAIRS",
     "TIES",
     "PathsLike",
     "load_preferences",
@@ -82,6 +102,8 @@ def read_preferences(
     winner_values: dict[Any, str] | str | None = None,
     ties: str = "drop",
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    min_score_gap: float = 0.0,
+    ranking_pairs: str = "all",
 ) -> tuple[datasets.Dataset, LoadReport]:
     """Load preference pairs from ``paths`` and report what was found.
 
@@ -92,7 +114,11 @@ def read_preferences(
     dict); the default reads a/b, model_a/model_b, 0/1 as the index of the better response, and
     tie words. ``ties="drop"`` drops pairs whose winner is a tie (counted in
     ``report.ties_dropped``); ``"half"`` keeps them (a as chosen) and adds a float ``target``
-    column: 0.5 for ties, 1.0 for every other row.
+    column: 0.5 for ties, 1.0 for every other row. ``min_score_gap``: two scores (``score_a``/
+    ``score_b``, or a ranking's ``score``) at most this far apart are a tie. ``ranking_pairs``
+    (``all``, ``best-worst``, ``adjacent``) says which pairs a ranked list of responses gives.
+    A numeric winner column other than ``better_response_id``/``safer_response_id`` is refused
+    (``ValueError`` naming ``--map``) unless ``winner_values`` says what its numbers mean.
     ``on_bad="error"`` stops at the first malformed record with a :class:`DataError` naming file,
     line and field; ``"skip"`` skips such records and counts them in the report. Missing, empty
     or unreadable inputs are always errors. ``drop_suspicious`` removes flagged pairs.
@@ -101,6 +127,8 @@ def read_preferences(
     longer JSON element or CSV cell stops the file. Files are streamed, never read whole.
     """
     columns = _columns(mapping, on_bad, winner_values, ties, max_record_bytes)
+    columns = dataclasses.replace(columns, min_score_gap=_gap(min_score_gap),
+                                  ranking_pairs=_ranking_mode(ranking_pairs))
     report = LoadReport()
     rows = _Rows()
     for unit in resolve_inputs(paths):
@@ -133,11 +161,14 @@ def load_preferences(
     winner_values: dict[Any, str] | str | None = None,
     ties: str = "drop",
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    min_score_gap: float = 0.0,
+    ranking_pairs: str = "all",
 ) -> datasets.Dataset:
     """:func:`read_preferences` without the report; skipped and suspicious pairs are logged."""
     ds, report = read_preferences(paths, mapping=mapping, on_bad=on_bad,
                                   drop_suspicious=drop_suspicious, winner_values=winner_values,
-                                  ties=ties, max_record_bytes=max_record_bytes)
+                                  ties=ties, max_record_bytes=max_record_bytes,
+                                  min_score_gap=min_score_gap, ranking_pairs=ranking_pairs)
     problems = report.problem_lines()
     if problems:
         logger.warning("loaded %d pairs; %s", report.pairs, "\n".join(problems))
@@ -164,13 +195,28 @@ def _columns(mapping: dict[str, str] | str | None, on_bad: str,
     return Columns.from_mapping(parsed, table, keep_ties=ties == "half")
 
 
+def _gap(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"--min-score-gap: expected a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _ranking_mode(value: str) -> str:
+    if value not in RANKING_PAIRS:
+        raise ValueError(f"--ranking-pairs: got {value!r}; choose one of "
+                         f"{', '.join(RANKING_PAIRS)}")
+    return value
+
+
 def _read_input(unit: Input, columns: Columns, on_bad: str, max_record_bytes: int,
                 rows: _Rows, report: LoadReport) -> None:
     """Append the pairs of one input to ``rows``; skip or raise on malformed records."""
     fmt = detect_format({}, columns) if columns.mapped else None
     start, records, skipped, ties = len(rows.pairs), 0, 0, 0
     first_problem = ""
-    for where, record in unit.read(max_record_bytes):
+    raw = unit.read(max_record_bytes)
+    for where, record in raw:
         records += 1
         try:
             record = as_object(record)
@@ -178,25 +224,67 @@ def _read_input(unit: Input, columns: Columns, on_bad: str, max_record_bytes: in
             record_fmt = fmt or detect_format(record, columns)
             if record_fmt is None:
                 raise diagnose(record)
-            pair = normalize(record, record_fmt, columns)
+            pairs = normalize(record, record_fmt, columns)
             fmt = record_fmt
         except DataError as exc:
             problem = report.skip_or_raise(exc, unit.name, where, on_bad)
             skipped += 1
             first_problem = first_problem or problem
             continue
-        if pair.tie and not columns.keep_ties:
-            ties += 1
-            continue
-        rows.pairs.append(pair)
-        rows.sources.append(pair.source if pair.source is not None else unit.default_source)
-        rows.inputs.append(unit.name)
-        rows.formats.append(record_fmt)
-        rows.wheres.append(where)
+        except NumericWinner as exc:
+            raise _numeric_winner(unit.name, exc, raw) from None
+        for pair in pairs:
+            if pair.tie and not columns.keep_ties:
+                ties += 1
+                continue
+            rows.pairs.append(pair)
+            rows.sources.append(pair.source if pair.source is not None else unit.default_source)
+            rows.inputs.append(unit.name)
+            rows.formats.append(record_fmt)
+            rows.wheres.append(where)
     report.ties_dropped += ties
     _check_not_empty(unit, records, skipped, ties, first_problem, len(rows.pairs) - start)
     rows.ids.extend(_input_ids(rows.pairs[start:], columns))
+    kept = sum(pair.source_kept for pair in rows.pairs[start:])
+    if kept:
+        report.warnings.append(
+            f"{unit.name}: column 'source' is not a string in {kept:,} pair(s) (rewardlab's "
+            "own source column is one name per pair): kept as 'input_source'; those pairs' "
+            f"source is {unit.default_source!r}")
     report.warnings.extend(_label_warnings(unit.name, rows.pairs[start:], columns))
+
+
+_VALUES_SHOWN = 8
+
+
+def _numeric_winner(name: str, exc: NumericWinner, rest: RawRecords) -> DataError:
+    """The refusal of a numeric winner column, naming the values the input holds."""
+    seen = {winner_key(exc.value): None}
+    for _, record in rest:
+        if len(seen) >= _VALUES_SHOWN:
+            break
+        found, value = (resolve_path(record, exc.column) if isinstance(record, dict)
+                        else (False, None))
+        if found and winner_key(value) is not None:
+            seen.setdefault(winner_key(value))
+    values = ", ".join(str(v) for v in sorted(seen, key=lambda k: float(k)
+                                              if _numeric(k) else math.inf))
+    # Never skipped: every record of the column would be read the same wrong way.
+    return DataError(
+        f"the --map winner column holds numbers (values seen: {values}), and no "
+        "--winner-values says what they mean; read through the default table, 0 would "
+        "mean a wins, 1 b wins, and any other number would be refused. If the column is a's "
+        f"score, map both scores instead: score_a={exc.column},score_b=COLUMN (the higher wins; "
+        "--min-score-gap G makes closer scores ties). If its numbers say which response won, "
+        "say what each means, e.g. --winner-values 1=a,0=b,0.5=tie", file=name, field=exc.column)
+
+
+def _numeric(key: str | None) -> bool:
+    try:
+        float(key or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _check_not_empty(unit: Input, records: int, skipped: int, ties: int, first_problem: str,
@@ -214,22 +302,64 @@ def _check_not_empty(unit: Input, records: int, skipped: int, ties: int, first_p
 
 
 def _label_warnings(name: str, pairs: list[Pair], columns: Columns) -> list[str]:
-    """Warnings for extra columns of one input that look like an unused winner label."""
+    """Warnings for extra columns of one input that look like an unused winner label, score or
+    preference, or per-side scores that disagree with the chosen/rejected order."""
     warnings = []
     extra_names = dict.fromkeys(key for pair in pairs for key in pair.extras)
     for column in extra_names:
-        if column == columns.winner:
-            continue  # the label this input was read with
-        values = looks_like_winner(column, (pair.extras.get(column) for pair in pairs))
-        if values is None:
-            continue
-        shown = ", ".join(values[:6])
-        warnings.append(
-            f"{name}: column {column!r} looks like a winner label (values: {shown}) but did not "
-            "decide which response is chosen; if it says which response won, map the two "
-            f"responses as a and b and the label as winner, e.g. a=COLUMN,b=COLUMN,"
-            f"winner={column}")
+        if column == columns.winner or column in columns.reserved():
+            continue  # the label this input was read with, or a column rewardlab wrote
+        values = [pair.extras.get(column) for pair in pairs]
+        twin = _twin(column, extra_names)
+        if twin is not None:
+            warning = _side_warning(name, column, twin, pairs)
+        elif _twin(column.replace("rejected", "chosen"), extra_names) is not None:
+            continue  # the rejected side of a pair of side columns, checked with its twin
+        else:
+            # Where a label, two scores or a ranking decided, a numeric leftover is metadata
+            # (SHP's score_A); where nothing did, it may be the label that was missed.
+            decided = columns.winner or columns.score_a or columns.responses
+            warning = _leftover_warning(name, column, values, scores=not decided)
+        if warning:
+            warnings.append(warning)
     return warnings
+
+
+def _twin(column: str, names: Mapping[str, None]) -> str | None:
+    """The ``rejected`` twin of a ``chosen`` column (``chosen_rating`` -> ``rejected_rating``)."""
+    twin = column.replace("chosen", "rejected")
+    return twin if "chosen" in column and twin in names and twin != column else None
+
+
+def _side_warning(name: str, chosen: str, rejected: str, pairs: list[Pair]) -> str | None:
+    """Per-side scores (``chosen_rating``/``rejected_rating``) that rank rejected higher."""
+    below = 0
+    for pair in pairs:
+        c, r = as_number(pair.extras.get(chosen)), as_number(pair.extras.get(rejected))
+        below += c is not None and r is not None and c < r
+    if not below:
+        return None
+    return (f"{name}: column {chosen!r} is below {rejected!r} in {below:,} of {len(pairs):,} "
+            "pairs, so those pairs may be backwards; to let the scores decide, map a=CHOSEN,"
+            f"b=REJECTED,score_a={chosen},score_b={rejected}")
+
+
+def _leftover_warning(name: str, column: str, values: list[Any], *, scores: bool) -> str | None:
+    """A leftover column that looks like a winner label, score or preference."""
+    shown = looks_like_winner(column, values)
+    if shown is not None:
+        return (f"{name}: column {column!r} looks like a winner label (values: "
+                f"{', '.join(shown[:6])}) but did not decide which response is chosen; if it "
+                "says which response won, map the two responses as a and b and the label as "
+                f"winner, e.g. a=COLUMN,b=COLUMN,winner={column}")
+    shown = looks_like_score(column, values) if scores else None
+    if shown is None:
+        return None
+    return (f"{name}: column {column!r} holds numbers and is named like a score, rating or "
+            f"preference (values: {', '.join(shown[:6])}) but did not decide which response "
+            "is chosen; if it says which response is better, map the two responses as a and b "
+            f"and read it with winner={column} and --winner-values (what each value means), "
+            "or, for one score per response, score_a=COLUMN,score_b=COLUMN")
 
 
 def _input_ids(pairs: list[Pair], columns: Columns) -> list[str]:

@@ -27,7 +27,8 @@ class LoadReport:
     by_file: dict[str, int] = field(default_factory=dict)
     """Input (path as given; ``path[split]`` for dataset splits) -> pairs loaded from it."""
     by_format: dict[str, int] = field(default_factory=dict)
-    """``explicit`` / ``hh`` / ``conversational`` / ``mapped`` / ``winner`` -> pairs."""
+    """Layout name (:data:`~rewardlab.data.formats.LAYOUTS`: ``explicit``, ``hh``,
+    ``conversational``, ``mapped``, ``winner``, ``scores``, ``ranking``) -> pairs."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Skip reason (``malformed_json``, ``missing_field``, ``wrong_type``, ...) -> records."""
     skipped_examples: list[str] = field(default_factory=list)
@@ -38,7 +39,7 @@ class LoadReport:
     dropped_suspicious: int = 0
     """Suspicious pairs removed by ``drop_suspicious=True``."""
     ties_dropped: int = 0
-    """Records of the ``winner`` layout whose label is a tie, dropped (``ties="drop"``)."""
+    """Tied pairs (a tie label, equal scores or equal ranks), dropped (``ties="drop"``)."""
     ties_kept: int = 0
     """Tied records kept with ``target`` 0.5 (``ties="half"``); counted in ``pairs``."""
     warnings: list[str] = field(default_factory=list)

@@ -5,9 +5,19 @@ A mapping names, for each canonical field, the input column that feeds it::
     prompt=instruction,chosen=output_1,rejected=output_2        # the "mapped" layout
     prompt=instruction,a=output_a,b=output_b,winner=preferred  # the "winner" layout
 
-``chosen``/``rejected`` (the first response is the better one) and ``a``/``b``/``winner`` (two
-responses and a column saying which won) exclude each other. ``winner`` needs both ``a`` and
-``b``; ``a`` and ``b`` without ``winner`` are refused, because nothing would say which is better.
+Four families of keys exclude each other, one per way the input says which response is better:
+
+* ``chosen``/``rejected``: the first response is the better one;
+* ``a``/``b``/``winner``: two responses and a column saying which won;
+* ``a``/``b``/``score_a``/``score_b``: two responses and one score each (the higher wins);
+* ``responses`` with ``text`` and ``rank`` or ``score``: a list of K ranked or scored responses,
+  expanded into pairs (``text``, ``rank`` and ``score`` name fields *inside* each element).
+
+``a`` and ``b`` alone are refused, because nothing would say which is better.
+
+A column may be a path into nested values, its steps joined by dots: ``prompt=info.post``,
+``a=summaries.0.text`` (a number steps into a list). A top-level column whose name itself holds
+a dot is taken as it is (see :func:`resolve_path`).
 
 Winner values are read through a table from a normalized value (:func:`winner_key`) to ``"a"``,
 ``"b"`` or ``"tie"``. The default table (:data:`DEFAULT_WINNER_VALUES`) reads ``a``/``b``,
@@ -30,16 +40,31 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_WINNER_VALUES",
+    "INDEX_COLUMNS",
     "MAPPING_KEYS",
     "TIE_VALUES",
     "WINNER_SIDES",
+    "as_number",
+    "looks_like_score",
     "looks_like_winner",
     "parse_mapping",
     "parse_winner_values",
+    "resolve_path",
     "winner_key",
 ]
 
-MAPPING_KEYS = ("id", "prompt", "chosen", "rejected", "a", "b", "winner")
+MAPPING_KEYS = ("id", "prompt", "chosen", "rejected", "a", "b", "winner", "score_a", "score_b",
+                "responses", "text", "rank", "score")
+_FAMILIES = {
+    "chosen/rejected": ("chosen", "rejected"),
+    "winner": ("winner",),
+    "score_a/score_b": ("score_a", "score_b"),
+    "responses": ("responses", "text", "rank", "score"),
+}
+"""The mapping keys of each way to say which response is better; two families never mix."""
+INDEX_COLUMNS = ("better_response_id", "safer_response_id")
+"""Winner columns documented to hold the index (0/1) of the better response (PKU-SafeRLHF):
+the only numeric winner columns read without ``--winner-values``."""
 WINNER_SIDES = ("a", "b", "tie")
 TIE_VALUES = ("tie", "both", "neither", "tie (bothbad)", "both_bad")
 """Winner values that mean "no preference" (compared after :func:`winner_key`)."""
@@ -85,18 +110,32 @@ def parse_mapping(text: str | Mapping[str, str] | None) -> dict[str, str] | None
 
 
 def _check_combination(mapping: Mapping[str, str]) -> None:
-    pairwise = sorted({"chosen", "rejected"} & set(mapping))
-    labelled = sorted({"a", "b", "winner"} & set(mapping), key=MAPPING_KEYS.index)
-    _check(not (pairwise and labelled), "--map",
-           f"{'/'.join(pairwise)} and {'/'.join(labelled)} exclude each other: map chosen/"
-           "rejected when the first response is the better one, or a, b and winner when a "
-           "column says which response won")
-    if labelled:
-        missing = [k for k in ("a", "b", "winner") if k not in mapping]
+    used = [name for name, keys in _FAMILIES.items() if set(keys) & set(mapping)]
+    _check(len(used) <= 1, "--map",
+           f"{' and '.join(used)} exclude each other: map chosen/rejected when the first "
+           "response is the better one; a, b and winner when a column says which response won; "
+           "a, b, score_a and score_b when each response has a score; or responses with text "
+           "and rank (or score) for a ranked list")
+    family = used[0] if used else None
+    if family in ("winner", "score_a/score_b"):
+        need = ("a", "b", *_FAMILIES[family])
+        missing = [k for k in need if k not in mapping]
         _check(not missing, "--map",
-               f"{', '.join(missing)} missing: a winner label needs a=COLUMN, b=COLUMN and "
-               "winner=COLUMN")
-    columns = [mapping[k] for k in MAPPING_KEYS if k in mapping and k != "id"]
+               f"{', '.join(missing)} missing: {family} needs "
+               + ", ".join(f"{k}=COLUMN" for k in need))
+    else:
+        _check(not ({"a", "b"} & set(mapping)), "--map",
+               "winner missing: a and b need winner=COLUMN (a label naming the better one) or "
+               "score_a=COLUMN,score_b=COLUMN (one score each)")
+    if family == "responses":
+        _check("responses" in mapping and "text" in mapping, "--map",
+               "a ranking needs responses=COLUMN (the list) and text=FIELD (the response text "
+               "in each element)")
+        _check(("rank" in mapping) != ("score" in mapping), "--map",
+               "a ranking needs exactly one of rank=FIELD (1 is best) or score=FIELD (higher is "
+               "better)")
+    columns = [mapping[k] for k in MAPPING_KEYS
+               if k in mapping and k not in ("id", "text", "rank", "score")]
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     _check(not repeated, "--map", f"column {', '.join(map(repr, repeated))} feeds two fields")
 
@@ -124,7 +163,7 @@ def parse_winner_values(spec: str | Mapping[Any, str] | None) -> dict[str, str] 
     for value, side in items:
         key = winner_key(value)
         _check(key is not None and key != "", "--winner-values",
-               f"{value!r} cannot be a winner value (use text or whole numbers)")
+               f"{value!r} cannot be a winner value (use text or finite numbers)")
         norm = side.strip().lower() if isinstance(side, str) else side
         _check(norm in WINNER_SIDES, "--winner-values",
                f"{value!r} maps to {side!r}; a winner value must map to a, b or tie")
@@ -136,25 +175,41 @@ def parse_winner_values(spec: str | Mapping[Any, str] | None) -> dict[str, str] 
 def winner_key(value: Any) -> str | None:
     """The normalized form under which a winner value is looked up, or ``None`` if unusable.
 
-    Text is stripped and lower-cased; whole numbers (``1``, ``1.0``, ``" 1 "``, ``"1.0"``) all
-    become ``"1"``. Booleans, non-whole or non-finite numbers, lists and objects give ``None``:
-    ``true`` is not silently read as ``1``.
+    Text is stripped and lower-cased; numbers read as their value, so whole numbers (``1``,
+    ``1.0``, ``" 1 "``, ``"1.0"``) all become ``"1"`` and others their shortest repr
+    (``2/3`` and ``"0.6666666666666666"`` both become ``"0.6666666666666666"``). Booleans,
+    non-finite numbers, lists and objects give ``None``: ``true`` is not silently read as ``1``.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return str(int(value)) if math.isfinite(value) and value.is_integer() else None
+        return _number_key(value)
     if not isinstance(value, str):
         return None
     text = value.strip().lower()
+    number = as_number(text)
+    # A numeric string such as "1" or "1.0" reads like the number; "nan" stays text.
+    return text if number is None else _number_key(number)
+
+
+def _number_key(number: float) -> str | None:
+    if not math.isfinite(number):
+        return None
+    return str(int(number)) if number.is_integer() else repr(float(number))
+
+
+def as_number(value: Any) -> float | None:
+    """``value`` as a finite number: ints, floats and numeric text (CSV cells); else ``None``
+    (booleans, ``NaN``, words)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
     try:
-        number = float(text)
-    except ValueError:
-        return text
-    # A numeric string such as "1" or "1.0" reads like the number; "nan" or "1.5" stay text.
-    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _check(ok: bool, flag: str, problem: str) -> None:
@@ -163,7 +218,7 @@ def _check(ok: bool, flag: str, problem: str) -> None:
 
 
 # Column names that usually hold a winner label ("preferred", "labels", "better_response_id").
-_LABEL_NAME = re.compile(r"prefer|winner|label|better|choice|chose|chosen|pick|verdict|win$")
+_LABEL_NAME = re.compile(r"prefer|winner|label|better|safer|choice|chose|chosen|pick|verdict|win$")
 _SIDE_WORDS = frozenset({"a", "b", "model_a", "model_b"})
 _MAX_DISTINCT = 8
 
@@ -195,3 +250,44 @@ def looks_like_winner(name: str, values: Iterable[Any]) -> list[str] | None:
                                  or "model_b" in sides):
         return list(seen)
     return list(seen) if hinted and sides <= {"0", "1"} else None
+
+
+# Numeric columns named like a score or a preference (HelpSteer2's "preference_strength",
+# WebGPT's "score_0", "rating", "overall_preference"): when left behind, they may say that
+# chosen and rejected should be the other way round.
+_SCORE_NAME = re.compile(r"score|rating|prefer|label|choice|winner|better|verdict|judg|rank")
+
+
+def looks_like_score(name: str, values: Iterable[Any]) -> list[str] | None:
+    """The first distinct values of an extra column if it holds numbers and is named like a
+    score, rating or preference (:data:`_SCORE_NAME`), else ``None``. Missing values are
+    ignored; one value that is not a number clears the column."""
+    if not _SCORE_NAME.search(name.lower()):
+        return None
+    seen: dict[str, None] = {}
+    for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if as_number(value) is None:
+            return None
+        if len(seen) < _MAX_DISTINCT:
+            seen.setdefault(winner_key(value) or str(value))
+    return list(seen) or None
+
+
+def resolve_path(record: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    """``(found, value)`` of a column path in ``record``: the column itself when the record has
+    it (a name may hold dots), else the dotted steps walked through objects and lists
+    (``summaries.0.text``); ``(False, None)`` when a step is missing."""
+    if path in record:
+        return True, record[path]
+    value: Any = record
+    for step in path.split("."):
+        if isinstance(value, Mapping) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.lstrip("-").isdigit() and \
+                -len(value) <= int(step) < len(value):
+            value = value[int(step)]
+        else:
+            return False, None
+    return True, value

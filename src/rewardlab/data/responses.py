@@ -88,7 +88,7 @@ def render_conversation(prompt: str | list[Any] | None,
     if prompt:
         record["prompt"] = prompt
     try:
-        pair = normalize(record, "conversational", Columns())
+        pair = normalize(record, "conversational", Columns())[0]
     except DataError as exc:  # the pair rules name the response 'chosen': name it as given
         field = exc.field.replace("chosen", "response", 1) if exc.field else None
         raise DataError(exc.problem, field=field, reason=exc.reason) from None

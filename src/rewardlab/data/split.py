@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import TYPE_CHECKING
+
+from rewardlab.data.checks import is_blank
 
 if TYPE_CHECKING:
     import datasets
 
 __all__ = ["group_fraction", "split_train_valid", "split_train_valid_test"]
+
+log = logging.getLogger("rewardlab")
 
 
 def group_fraction(key: str, seed: int) -> float:
@@ -29,7 +34,8 @@ def split_train_valid_test(
     about the given shares of the *groups* are held out, and ``test_frac = 0`` gives exactly the
     two-way split of :func:`split_train_valid`. On small data a split with a positive share
     that drew no group gets the training group whose number lies nearest its band, as long as
-    training keeps one, so 30 pairs still give a validation and a test pair.
+    training keeps one, so 30 pairs still give a validation and a test pair. When every prompt
+    is empty, each pair is its own group (with a warning).
     """
     if not (0 <= valid_frac < 1 and 0 <= test_frac < 1 and valid_frac + test_frac < 1):
         raise ValueError(f"valid_frac and test_frac must be >= 0 with a sum below 1, got "
@@ -38,6 +44,12 @@ def split_train_valid_test(
         raise ValueError(f"cannot group by {group_by!r}: the dataset has no such column "
                          f"(columns: {', '.join(ds.column_names)})")
     keys = [str(value) for value in ds[group_by]]
+    if group_by == "prompt" and len(keys) > 1 and all(is_blank(k) for k in keys):
+        # One empty prompt for all would be one group: nothing could be held out. Pairs without
+        # a prompt share nothing a model could carry across, so each pair is its own group.
+        log.warning("every prompt is empty: splitting by pair instead of by prompt (pairs that "
+                    "share a question in another column may land on both sides)")
+        keys = [str(i) for i in (ds["id"] if "id" in ds.column_names else range(len(keys)))]
     # Hash each distinct key once: datasets often repeat a prompt across many pairs.
     u = {key: group_fraction(key, seed) for key in dict.fromkeys(keys)}
     side = {k: 1 if x < valid_frac else 2 if x < valid_frac + test_frac else 0

@@ -45,10 +45,12 @@ def backend_class(name: str) -> type[RewardModel]:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
 
 
-def build_reward_model(config: ModelConfig, *, progress: bool = True) -> RewardModel:
-    """An untrained reward model of ``config.backend``."""
+def build_reward_model(config: ModelConfig, *, progress: bool = True,
+                       label: str = "") -> RewardModel:
+    """An untrained reward model of ``config.backend``; ``label`` is what its training progress
+    bar calls the members (a strength job trains some of a larger ensemble's)."""
     fault_point("model", config.backend)
-    return backend_class(config.backend)(config, progress=progress)
+    return backend_class(config.backend)(config, progress=progress, label=label)
 
 
 def load_reward_model(path: str | os.PathLike[str], *, progress: bool = True) -> RewardModel:

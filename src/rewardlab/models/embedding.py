@@ -67,10 +67,11 @@ class EmbeddingRewardModel:
     trains_members_jointly = True
     """All M heads train in one vectorized computation (the strength stage plans jobs by this)."""
 
-    def __init__(self, config: ModelConfig, *, progress: bool = True) -> None:
+    def __init__(self, config: ModelConfig, *, progress: bool = True, label: str = "") -> None:
         require_backend(config, "embedding", type(self))
         self.config = config
         self.progress = progress
+        self.label = label  # unused: all M heads train together, and the bar says so
         self.device = resolve_device(config.device)
         self.heads: EnsembleHeads | None = None
         self._anchor: list[torch.Tensor] | None = None
@@ -85,7 +86,7 @@ class EmbeddingRewardModel:
     @property
     def encoder(self) -> TextEncoder:
         c, e = self.config, self.config.embedding
-        return get_encoder(c.model, max_length=c.max_length, pooling=e.pooling,
+        return get_encoder(c.model, max_length=c.max_length, pooling=c.embedding_pooling,
                            batch_size=c.encode_batch_size,
                            cache_dir=None if e.cache_dir == "off" else self.cache_root,
                            device=str(self.device), progress=self.progress,
@@ -110,7 +111,7 @@ class EmbeddingRewardModel:
         read of the weights, and the model name already pins them within one process)."""
         c, e = self.config, self.config.embedding
         joint = "" if e.features == "separate" else f"|{e.features}"  # separate: as it was
-        return (f"{c.model}|{c.max_length}|{e.pooling}|{e.encoder_precision}|"
+        return (f"{c.model}|{c.max_length}|{c.embedding_pooling}|{e.encoder_precision}|"
                 f"{e.feature_dtype}{joint}")
 
     # -- features -----------------------------------------------------------------------------
@@ -158,7 +159,7 @@ class EmbeddingRewardModel:
         e = self.config.embedding
         seeds = [member_seed(self.config.seed, m) for m in range(self.members)]
         mask = (feature_subspaces(in_dim, seeds, kind=e.head_features, keep=SUBSPACE_KEEP)
-                if e.diversity == "subspace" else None)
+                if self.config.diversity == "subspace" else None)
         return EnsembleHeads(self.members, in_dim, e.hidden, seeds=seeds,
                              feature_mask=mask).to(self.device)
 
@@ -187,7 +188,7 @@ class EmbeddingRewardModel:
         one = torch.zeros(1, dtype=torch.long, device=dev)
         self.heads = self._new_heads(batch_features(table, rows, one, kind=kind)[0].shape[-1])
         self._anchor = ([p.detach().clone() for p in self.heads.parameters()]
-                        if c.embedding.diversity == "anchored" else None)
+                        if c.diversity == "anchored" else None)
         batch = min(c.resolved_batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         total = steps_per_epoch * c.resolved_epochs
@@ -232,7 +233,7 @@ class EmbeddingRewardModel:
         rows = []
         for s in (member_seed(self.config.seed, m) for m in range(self.members)):
             order = torch.randperm(n, generator=torch.Generator().manual_seed(s * 1009 + epoch))
-            if self.config.embedding.diversity == "bagging":
+            if self.config.diversity == "bagging":
                 sample = torch.randint(n, (n,), generator=torch.Generator().manual_seed(s * 7 + 3))
                 order = sample[order]
             rows.append(order)

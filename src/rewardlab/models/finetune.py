@@ -41,7 +41,7 @@ from rewardlab.evaluation import accuracy
 from rewardlab.files import write_folder_atomically
 from rewardlab.launch import Ranks, alone
 from rewardlab.layout import MODEL_INFO_FILE
-from rewardlab.losses import preference_loss
+from rewardlab.losses import nuclear_diversity_loss, preference_loss
 from rewardlab.models.base import (
     FitResult,
     Pairs,
@@ -55,6 +55,12 @@ from rewardlab.models.base import (
 )
 from rewardlab.models.lora import LoraEnsemble, adapter_name, check_base, weights_hash
 from rewardlab.models.packing import pack_pairs, packed_rewards, supports_packing
+from rewardlab.models.pooling import (
+    freeze_unused_pooler,
+    pooled_rewards,
+    resolve_pooling,
+    reward_head,
+)
 from rewardlab.models.text import (
     EncodedText,
     encode_pairs,
@@ -131,19 +137,22 @@ def collate_packed(data: EncodedPairs, pad_id: int,
     return batch
 
 
-def pair_deltas(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def pair_deltas(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                pooling: str = "head") -> torch.Tensor:
     """Δ ``[B]`` float32 for a batch from :func:`collate_pairs` or :func:`collate_packed`.
 
     A padded batch concatenates chosen and rejected into ``[2B, L]`` so both go through the
     network together (one kernel launch per layer, and identical normalization statistics); a
-    packed batch runs each pair as one row.
+    packed batch runs each pair as one row. ``pooling`` is what the reward head reads
+    (:func:`rewardlab.models.pooling.resolve_pooling`; packed batches are decoder-only: the last
+    token).
     """
     if "packed_input_ids" in batch:
         rewards = packed_rewards(model, batch)  # [B, 2]
         return rewards[:, 0] - rewards[:, 1]
     inputs = {name: torch.cat([batch[f"chosen_{name}"], batch[f"rejected_{name}"]])
               for name in _INPUT_NAMES if f"chosen_{name}" in batch}
-    rewards = model(**inputs).logits.squeeze(-1).float()  # [2B]
+    rewards = pooled_rewards(model, inputs, pooling)  # [2B]
     b = batch["chosen_input_ids"].shape[0]
     return rewards[:b] - rewards[b:]
 
@@ -155,12 +164,13 @@ class PairScorer(torch.nn.Module):
     backbone and the head apart, still runs through one DDP forward.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, pooling: str = "head") -> None:
         super().__init__()
         self.model = model
+        self.pooling = pooling
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return pair_deltas(self.model, batch)
+        return pair_deltas(self.model, batch, self.pooling)
 
 
 # -- training helpers ---------------------------------------------------------------------------
@@ -266,10 +276,14 @@ class FinetuneRewardModel:
     row to its adapter) instead of one pass per member. Off: on the CPU the loop measured faster
     (BENCHMARKS.md, "LoRA ensembles"); the benchmarks switch it per run."""
 
-    def __init__(self, config: ModelConfig, *, progress: bool = True) -> None:
+    def __init__(self, config: ModelConfig, *, progress: bool = True, label: str = "") -> None:
         require_backend(config, "finetune", type(self))
         self.config = config
         self.progress = progress
+        # What the progress bar calls the members (default "member m/M"): a strength job trains
+        # one member of a larger ensemble and names it.
+        self.label = label
+        self._pooling: str | None = None
         self.model_path = resolve_model_path(config.model)
         self._tokenizer: Any = None
         self._pad_id: int | None = None
@@ -327,6 +341,15 @@ class FinetuneRewardModel:
 
             self._pair_format = not is_decoder_only(AutoConfig.from_pretrained(self.model_path))
         return self._pair_format
+
+    @property
+    def pooling(self) -> str:
+        """What the reward head reads: ``mean``, ``cls``, ``last`` or ``head``
+        (:func:`rewardlab.models.pooling.resolve_pooling` of ``--pooling``)."""
+        if self._pooling is None:
+            self._pooling = resolve_pooling(self.config.pooling, self.model_path,
+                                            decoder_only=not self.pair_format)
+        return self._pooling
 
     def prepare(self, pairs: Pairs | EncodedPairs) -> EncodedPairs:
         """Tokenize ``pairs`` into model inputs (``prompt + chosen`` and ``prompt + rejected``).
@@ -390,12 +413,18 @@ class FinetuneRewardModel:
         """The next member to train; call after seeding (what is new is drawn from the torch
         RNG). Full fine-tuning: a fresh model. LoRA: a new adapter on the shared ``base``, the
         only trainable one, returned as the peft model."""
-        rank = self.config.finetune.lora_r
-        if rank == 0:
-            return self._load_backbone()[0]
-        model, fresh = base if base is not None else (None, [])
-        self._lora = LoraEnsemble.grow(self._lora, model, rank=rank, fresh=fresh)
-        return self._lora.model
+        f = self.config.finetune
+        if f.lora_r == 0:
+            member = self._load_backbone()[0]
+        else:
+            model, fresh = base if base is not None else (None, [])
+            self._lora = LoraEnsemble.grow(self._lora, model, rank=f.lora_r, fresh=fresh,
+                                           targets=f.lora_targets)
+            member = self._lora.model
+        if self.pooling != "head":
+            reward_head(member)  # refuses, naming --pooling, a head it cannot feed
+            freeze_unused_pooler(member)
+        return member
 
     def _make_accelerator(self) -> Accelerator:
         """The accelerator of one ``fit``: bf16 autocast on a GPU that has it, fp32 otherwise.
@@ -521,7 +550,8 @@ class FinetuneRewardModel:
         total = math.ceil(len(loader) / f.grad_accum) * c.resolved_epochs
         optimizer = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=c.resolved_lr)
         scheduler = _warmup_linear(optimizer, round(f.warmup_ratio * total), total)
-        prepared = accelerator.prepare(PairScorer(model), optimizer, loader, scheduler)
+        prepared = accelerator.prepare(PairScorer(model, self.pooling), optimizer, loader,
+                                       scheduler)
         run = self._member_loop(m, accelerator, *prepared, target.to(accelerator.device),
                                 margin.to(accelerator.device), total=total, valid=valid,
                                 every=eval_every or max(1, total // 20))
@@ -540,7 +570,10 @@ class FinetuneRewardModel:
         from tqdm.auto import tqdm
 
         c = self.config
-        bar = tqdm(total=total, desc=f"finetune member {m + 1}/{self.members}", unit="step",
+        name = f"member {m + 1}/{self.members}"
+        if self.label:
+            name = self.label if self.members == 1 else f"{self.label}, {name}"
+        bar = tqdm(total=total, desc=f"finetune {name}", unit="step",
                    disable=not self.progress or not accelerator.is_local_main_process)
         run = _MemberRun(None, 0, float("nan"), [], [])
         scorer.train()
@@ -551,7 +584,7 @@ class FinetuneRewardModel:
                     delta = scorer(inputs)  # [B_rank]
                     idx = inputs["index"]
                     loss = preference_loss(delta, target=target[idx], margin=margin[idx])
-                    accelerator.backward(loss)
+                    accelerator.backward(loss + self._diversity_term())
                     if accelerator.sync_gradients and c.finetune.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(scorer.parameters(),
                                                     c.finetune.max_grad_norm)
@@ -573,6 +606,18 @@ class FinetuneRewardModel:
             run.last_epoch_loss = sum(losses) / max(len(losses), 1)
         bar.close()
         return run
+
+    def _diversity_term(self) -> torch.Tensor | float:
+        """What ``--diversity nuclear`` adds to the member's loss: α times minus the nuclear norm
+        of its LoRA A matrices stacked under the earlier members' (fixed), per layer; 0 without.
+
+        Members train one after another, so member m maximizes the joint nuclear norm given
+        members 0..m-1 (a greedy, block-coordinate form of the paper's joint objective): one
+        member's memory and time per step, and each member stays resumable on its own.
+        """
+        if self.config.diversity != "nuclear" or self._lora is None:
+            return 0.0
+        return self.config.diversity_weight * nuclear_diversity_loss(self._lora.a_stacks())
 
     # -- scoring ----------------------------------------------------------------------------------
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -602,7 +647,7 @@ class FinetuneRewardModel:
                 idx = order[start:start + pairs_per_batch]
                 inputs = {k: v.to(device) for k, v in collate(data, self.pad_id, idx).items()}
                 with self._autocast(device):
-                    out[idx] = pair_deltas(model, inputs).float().cpu()
+                    out[idx] = pair_deltas(model, inputs, self.pooling).float().cpu()
         finally:
             model.train(was_training)
         return out
@@ -626,7 +671,8 @@ class FinetuneRewardModel:
             # A padded batch runs chosen rows, then rejected rows: each gets the adapter list.
             names = rows if "packed_input_ids" in batch else rows + rows
             with ens.routed(names), self._autocast(device):
-                out[:, idx] = pair_deltas(model, inputs).float().cpu().view(members, len(idx))
+                out[:, idx] = pair_deltas(model, inputs, self.pooling).float().cpu().view(
+                    members, len(idx))
         return out
 
     def score(self, pairs: Pairs | EncodedPairs) -> torch.Tensor:
@@ -676,7 +722,7 @@ class FinetuneRewardModel:
                 batch = pad_encoded(items[start:start + step], self.pad_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 with self._autocast(device):
-                    out.append(model(**batch).logits.squeeze(-1).float().cpu())
+                    out.append(pooled_rewards(model, batch, self.pooling).cpu())
             return torch.cat(out)
 
         return self._each_member(member_rewards)
@@ -715,7 +761,7 @@ class FinetuneRewardModel:
                     "base_weights_hash": weights_hash(self.model_path),
                     "adapters": self._lora.names}
             write_model_info(folder, "finetune", self.config, members=self._lora.members,
-                             pair_format=self.pair_format, lora=lora)
+                             pair_format=self.pair_format, pooling=self.pooling, lora=lora)
             return
         for m, model in enumerate(self._models):
             member_dir = folder / adapter_name(m)
@@ -723,7 +769,7 @@ class FinetuneRewardModel:
             model.save_pretrained(member_dir)
             self.tokenizer.save_pretrained(member_dir)
         write_model_info(folder, "finetune", self.config, members=len(self._models),
-                         pair_format=self.pair_format)
+                         pair_format=self.pair_format, pooling=self.pooling)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, progress: bool = True) -> FinetuneRewardModel:
@@ -755,6 +801,8 @@ class FinetuneRewardModel:
             obj._pair_format = bool(info["pair_format"])
         else:
             obj._pair_format = not is_decoder_only(obj._models[0].config)
+        # Folders written before --pooling reached this backend read the class's own head.
+        obj._pooling = str(info.get("pooling", "head"))
         return obj
 
 

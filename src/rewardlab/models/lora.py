@@ -1,7 +1,7 @@
 """LoRA ensembles: one frozen backbone in memory, M members as adapters on it.
 
-Member ``m`` is the adapter ``member_m``: LoRA matrices on the backbone's attention (peft's
-defaults for the model type; every linear layer for types peft has no default for) plus its own
+Member ``m`` is the adapter ``member_m``: LoRA matrices on the backbone's linear layers (every
+one, or with ``--lora-targets attention`` peft's default for the model type) plus its own
 copy of every module the checkpoint lacks (the reward head, ``modules_to_save``), drawn from the
 member's own seed. The backbone's weights are shared and never change, so M members cost one
 backbone plus M small adapters in memory and on disk.
@@ -13,6 +13,9 @@ own with plain ``peft``::
     base = AutoModelForSequenceClassification.from_pretrained(BASE, num_labels=1,
                                                                pad_token_id=PAD)
     model = PeftModel.from_pretrained(base, "model/member_0")
+
+With an encoder the reward is then read as :mod:`rewardlab.models.pooling` says (the pooling
+``rewardlab.json`` records), not from ``model(**inputs).logits``.
 
 ``rewardlab.json`` records the base checkpoint and :func:`weights_hash` of its weight files;
 loading onto a base whose weights differ is refused (the adapters would silently score garbage).
@@ -79,15 +82,19 @@ def weights_hash(model_path: str) -> str:
     return _HASH_CACHE[key]
 
 
-def _lora_config(model: torch.nn.Module, rank: int, fresh: Sequence[str]) -> Any:
+def _lora_config(model: torch.nn.Module, rank: int, fresh: Sequence[str], targets: str) -> Any:
+    """peft's settings for one member: ``targets`` ``attention`` (peft's default for the model
+    type, every linear layer for types it has none for) or ``all-linear``."""
     from peft import LoraConfig, TaskType
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TARGETS
 
     model_type = getattr(model.config, "model_type", None)
+    default = targets == "attention" and model_type in TARGETS
     # Task SEQ_CLS keeps the head (classifier / score) fully trainable per adapter; other
     # modules the checkpoint lacks join it, so a reload never meets a randomly drawn module.
+    # "all-linear" leaves the head out of the LoRA targets: it is trained whole.
     return LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                      target_modules=None if model_type in TARGETS else "all-linear",
+                      target_modules=None if default else "all-linear",
                       modules_to_save=list(fresh) or None)
 
 
@@ -118,7 +125,7 @@ class LoraEnsemble:
     # -- building -----------------------------------------------------------------------------
     @classmethod
     def grow(cls, ensemble: LoraEnsemble | None, base: torch.nn.Module | None, *, rank: int,
-             fresh: Sequence[str]) -> LoraEnsemble:
+             fresh: Sequence[str], targets: str = "attention") -> LoraEnsemble:
         """Add the next member to ``ensemble`` (or start one on ``base``), drawn from the current
         torch RNG: seed it first. Only the new member is trainable, in float32 (the backbone may
         be bfloat16); it is the active adapter."""
@@ -127,11 +134,12 @@ class LoraEnsemble:
         if ensemble is None:
             assert base is not None
             name = adapter_name(0)
-            model = get_peft_model(base, _lora_config(base, rank, fresh), adapter_name=name)
+            model = get_peft_model(base, _lora_config(base, rank, fresh, targets),
+                                   adapter_name=name)
             ensemble = cls(model, 1)
         else:
             name = adapter_name(ensemble.members)
-            ensemble.model.add_adapter(name, _lora_config(ensemble.model, rank, fresh))
+            ensemble.model.add_adapter(name, _lora_config(ensemble.model, rank, fresh, targets))
             ensemble.members += 1
         ensemble._fresh_head(name)
         ensemble.model.set_adapter(name)  # also makes exactly this member trainable
@@ -166,6 +174,20 @@ class LoraEnsemble:
         params = [p for n, p in self.model.named_parameters() if any(k in n for k in names)]
         with gather_params_ctx(params, modifier_rank=None):
             yield
+
+    def a_stacks(self) -> list[torch.Tensor]:
+        """Per adapted layer, the LoRA A matrices of the members so far, ``[K, r, d]`` (members
+        first): the newest member's live, the earlier ones detached, so a term on them trains
+        only the newest member against fixed references (``--diversity nuclear``)."""
+        from peft.tuners.lora import LoraLayer
+
+        stacks = []
+        for module in self.model.modules():
+            if isinstance(module, LoraLayer):
+                mats = [module.lora_A[n].weight for n in self.names if n in module.lora_A]
+                if mats:
+                    stacks.append(torch.stack([a.detach() for a in mats[:-1]] + [mats[-1]]))
+        return stacks
 
     # -- running ------------------------------------------------------------------------------
     def each(self, run: Callable[[torch.nn.Module], torch.Tensor]) -> torch.Tensor:

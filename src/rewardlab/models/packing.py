@@ -19,10 +19,10 @@ attends to ``j`` when ``j <= i`` and ``j`` is in the prompt or in ``i``'s own br
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
+from rewardlab.models.pooling import hf_model
 from rewardlab.models.text import EncodedText
 
 __all__ = ["PACKED_KEYS", "attention_mask_4d", "pack_pairs", "packed_rewards", "supports_packing"]
@@ -109,17 +109,11 @@ def attention_mask_4d(branch: torch.Tensor, *, additive_dtype: torch.dtype | Non
     return torch.where(allowed, zero, torch.finfo(additive_dtype).min)
 
 
-def _hf_model(model: torch.nn.Module) -> Any:
-    """The ``transformers`` model inside a peft wrapper (LoRA layers stay injected in it)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def supports_packing(model: torch.nn.Module) -> bool:
     """Whether ``model`` is a decoder-only sequence classifier this module can feed: a backbone
     under ``base_model_prefix``, a ``score`` head, and eager or SDPA attention (flash-attention
     kernels take no custom mask)."""
-    hf = _hf_model(model)
+    hf = hf_model(model)
     impl = getattr(hf.config, "_attn_implementation", None)
     prefix = getattr(hf, "base_model_prefix", "")
     return (hasattr(hf, "score") and bool(prefix) and hasattr(hf, prefix)
@@ -132,7 +126,7 @@ def packed_rewards(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> to
     Runs the backbone once over the packed rows and applies the reward head only at the two
     read positions of each row (the head is per token, so this equals heading every token).
     """
-    hf = _hf_model(model)
+    hf = hf_model(model)
     backbone = getattr(hf, hf.base_model_prefix)
     eager = hf.config._attn_implementation == "eager"
     dtype = next(backbone.parameters()).dtype

@@ -46,6 +46,9 @@ tr.best td { background: #e9f6ec; font-weight: 600; }
 figure { margin: 1rem 0 2rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .best-method { font-size: 1.05rem; }
+.instrument { padding: .5rem .75rem; border-left: 4px solid #888; background: #f6f6f6; }
+.instrument.ok { border-color: #2a7d2a; }
+.instrument.weak { border-color: #b8860b; background: #fff8e6; }
 .gain-pos { color: var(--good); } .gain-neg { color: var(--bad); }
 .controls { display: flex; flex-wrap: wrap; gap: 0.6rem 1rem; align-items: center;
             margin: 0.8rem 0; position: sticky; top: 0; background: #fff; padding: 0.4rem 0;

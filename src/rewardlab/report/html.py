@@ -210,7 +210,13 @@ def _rank_notes(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         items.append(("“incorrect” with û > 0", f"{_num(positive)} <span class=\"muted\">"
                       "(the lowest 20% by rank: a rank, not a verdict)</span>"))
     rate = summary.get("estimated_noise_rate")
-    if isinstance(rate, (int, float)) and math.isfinite(rate):
+    noise = summary.get("noise")
+    if isinstance(noise, Mapping) and noise.get("status") != "estimated":
+        why = ("the self-tested ensemble found no evidence of any" if noise.get("status")
+               == "clean" else "no evidence: 0 here does not mean clean data")
+        items.append(("estimated share of wrong labels", f"0 <span class=\"muted\">({why})"
+                      "</span>"))
+    elif isinstance(rate, (int, float)) and math.isfinite(rate):
         scheme = summary.get("scheme")
         note = "" if scheme == "crossfit" else (
             ' <span class="muted">(in-sample û: members saw these labels, so this '
@@ -259,11 +265,23 @@ def _best_line(best: BestMethod | None) -> str:
             f"<strong>{esc(best.method)}</strong>{acc}{gain}{source}")
 
 
+def _instrument_line(summary: Mapping[str, Any] | None) -> str:
+    """The self-test's verdict, first on the page: whether the ensemble's ranks can be acted
+    on at all."""
+    inst = (summary or {}).get("instrument")
+    if not isinstance(inst, Mapping) or not isinstance(inst.get("verdict"), str):
+        return ('<p class="instrument muted">This ensemble was not self-tested (run '
+                "<code>strength --self-test</code>): its ranks of wrong labels are unverified, "
+                "and an estimated noise rate of 0 would not mean clean data.</p>")
+    cls = "instrument ok" if inst.get("ok") else "instrument weak"
+    return f'<p class="{cls}"><strong>Self-test:</strong> {esc(inst["verdict"])}.</p>'
+
+
 def _summary_section(page: PageInput) -> str:
     cards = [*_data_cards(page.results), _settings_card(page.results),
              _strength_card(page.results)]
-    return (f'<section id="summary"><h2>Summary</h2>{_best_line(page.best)}'
-            f'<div class="grid">{"".join(cards)}</div></section>')
+    return (f'<section id="summary"><h2>Summary</h2>{_instrument_line(page.results.summary)}'
+            f'{_best_line(page.best)}<div class="grid">{"".join(cards)}</div></section>')
 
 
 def _notes_section(page: PageInput) -> str:
@@ -357,7 +375,13 @@ def _pairs_section(page: PageInput) -> str:
     list_opts = "".join(f'<option value="{esc(k)}">{esc(v)}</option>' for k, v in LISTS.items())
     payload = embed_json({"lists": LISTS, "rows": rows})
     explain = "; ".join(esc(v) for v in LISTS.values())
-    return f"""<section id="pairs"><h2>Pairs to look at</h2>
+    inst = (page.results.summary or {}).get("instrument") or {}
+    gauge = (f'<p class="{"instrument ok" if inst.get("ok") else "instrument weak"}">'
+             f"“incorrect” is a rank by û. Self-test: {esc(inst['verdict'])}.</p>"
+             if isinstance(inst.get("verdict"), str) else
+             '<p class="instrument muted">“incorrect” is a rank by û, from an ensemble that '
+             "was not self-tested.</p>")
+    return f"""<section id="pairs"><h2>Pairs to look at</h2>{gauge}
 <p>Up to {page.pair_limit:,} pairs from each list: {explain}. A pair on several lists is shown
 once with all its tags ({len(rows):,} pairs). Click a long text to read all of it.</p>
 <div class="controls">
@@ -384,7 +408,10 @@ once with all its tags ({len(rows):,} pairs). Click a long text to read all of i
 
 
 def _export_section(page: PageInput) -> str:
-    method = page.best.method if page.best else "NAME"
+    # Only what the run's numbers support: a best method whose test gain is not
+    # distinguishable from 0 exports as the baseline.
+    method = ("NAME" if page.best is None else "baseline" if page.best.distinguishable is False
+              else page.best.method)
     methods = [r["method"] for r in page.results.compare or [] if isinstance(r.get("method"), str)]
     command = (f"rewardlab export {shlex.quote(str(page.run_dir))} "
                f"--method {shlex.quote(method)} -o FILE")

@@ -8,25 +8,36 @@ Endpoints:
     "labels": [...]}`` (``openrlhf/utils/remote_rm_utils.py``: ``remote_rm_fn`` /
     ``request_api_wrapper``; before 0.6 only ``query``) and reads ``rewards`` from the JSON
     answer; 0.8 also reads ``scores`` and ``extra_logs`` when present, as its own ``serve_rm``
-    sends them. The answer is ``{"rewards": [...], "scores": [...] (the same),
-    "extra_logs": {"reward_mean": [...], "reward_std": [...]}}``, with ``rewards`` the
-    ``--reward`` kind. Unknown keys are ignored (forks add some).
+    sends them (0.11: ``SingleTurnAgentExecutor._fetch_rewards_via_http`` in
+    ``openrlhf/utils/agent.py``, with aiohttp; a failed request is retried 5 times, then the
+    rollout gets no reward). The answer is ``{"rewards": [...], "scores": [...] (the same),
+    "extra_logs": {"reward_mean", "reward_std", "prompt_not_found", "no_prompts"}}``, each a
+    per-item list (the last two 0 or 1), with ``rewards`` the ``--reward`` kind (``mean`` for a
+    one-member model). Queries lose the special tokens at their ends (the model tokenizer's and
+    ``--strip-tokens``); one without its prompt is scored whole against an empty prompt unless
+    ``--strict-prompts``. Unknown keys are ignored (forks add some).
 ``POST /score``
     rewardlab's own: ``{"prompts": [...], "responses": [...]}`` in; per item ``mean``, ``std``,
     ``members``, ``uwo``, ``min`` and ``truncated`` out.
 ``GET /health``, ``GET /info``
-    liveness (never needs the API key), and the model, M, backend, max length and penalty.
+    liveness (never needs the API key), and the model, M, backend, max length, penalty, the
+    reward served, the limits, and the counts: batches, ``server_errors``,
+    ``prompt_not_found`` and ``requests_without_prompts``.
 
-Every bad request gets a 4xx JSON answer ``{"detail": "..."}`` naming the field and item; no
-request can make the server answer with a traceback.
+Every bad request gets a 4xx JSON answer ``{"detail": "..."}`` naming the field and item (text
+that is not valid Unicode, or over ``--max-item-chars``, included); no request can make the
+server answer with a traceback, and an internal error is a counted 500 that keeps the
+connection open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,8 +49,19 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from rewardlab.config import ServeConfig
 from rewardlab.data.errors import describe_value
 from rewardlab.serve.batching import DynamicBatcher
-from rewardlab.serve.ensemble import RewardStats, reward_statistics, select_reward
-from rewardlab.serve.requests import RequestError, check_items, long_items, split_queries
+from rewardlab.serve.ensemble import (
+    RewardStats,
+    reward_statistics,
+    select_reward,
+    served_reward,
+)
+from rewardlab.serve.requests import (
+    RequestError,
+    check_items,
+    check_texts,
+    long_items,
+    split_queries,
+)
 from rewardlab.serve.scorer import EnsembleScorer
 
 __all__ = ["create_app"]
@@ -144,12 +166,52 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def refused(request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
-    @app.exception_handler(Exception)
-    async def failed(request: Request, exc: Exception) -> JSONResponse:
-        # Logged here with its traceback; the client gets one line and no traceback.
-        log.exception("request to %s failed", request.url.path)
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"},
-                            status_code=500)
+
+@dataclass
+class RequestCounts:
+    """What ``/info`` counts besides the batcher's work."""
+
+    server_errors: int = 0
+    """Answers with a 5xx status (each is also logged with its traceback)."""
+    prompt_not_found: int = 0
+    """/get_reward items whose query did not contain their prompt, scored whole."""
+    requests_without_prompts: int = 0
+    """/get_reward requests that sent no prompts (every query scored whole)."""
+
+
+class CountErrors:
+    """Answer any unhandled exception with a counted 500 and keep the connection open.
+
+    Starlette's own handler of last resort answers and then re-raises, so uvicorn closes the
+    connection (the client's next request on it gets a reset); here the error ends with the
+    answer. Every answer with a 5xx status is counted, whoever sent it.
+    """
+
+    def __init__(self, app: Any, counts: RequestCounts) -> None:
+        self.app, self.counts = app, counts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def counted(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                self.counts.server_errors += int(message["status"]) >= 500
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        except Exception as exc:
+            # Logged here with its traceback; the client gets one line and no traceback.
+            log.exception("request to %s failed", scope.get("path"))
+            if started:
+                raise  # the answer is under way: nothing else can be said on this connection
+            await JSONResponse({"detail": f"internal error: {type(exc).__name__}"},
+                               status_code=500)(scope, receive, counted)
 
 
 class _Service:
@@ -159,7 +221,14 @@ class _Service:
         self.scorer, self.settings = scorer, settings
         self.batcher = DynamicBatcher(scorer.rewards, token_budget=settings.batch_tokens,
                                       wait_s=settings.batch_wait_ms / 1000,
+                                      turn_tokens=settings.turn_tokens,
                                       enabled=not settings.no_batching)
+        self.reward, warning = served_reward(settings.reward, scorer.members)
+        if warning:
+            log.warning("%s", warning)
+        self.strip = [*scorer.special_tokens, *settings.strip_token_list]
+        self.max_chars = settings.max_item_chars or scorer.max_item_chars
+        self.counts = RequestCounts()
 
     def authorize(self, request: Request) -> None:
         key = self.settings.api_key
@@ -173,24 +242,28 @@ class _Service:
     async def score(self, prompts: list[str],
                     responses: list[str]) -> tuple[RewardStats, np.ndarray]:
         """Statistics of the items, and which were truncated (refused with --on-long refuse)."""
-        tokens_p = self.scorer.token_counts(prompts)
-        tokens_r = self.scorer.token_counts(responses)
+        # In a thread of its own: tokenizing a big request must not stop the event loop.
+        tokens_p, tokens_r = await asyncio.to_thread(
+            lambda: (self.scorer.token_counts(prompts), self.scorer.token_counts(responses)))
         long = long_items(tokens_p, tokens_r, self.scorer.max_length)
         if long.any() and self.settings.on_long == "refuse":
             i = int(np.flatnonzero(long)[0])
             raise RequestError(422, f"item {i} has {int(tokens_p[i] + tokens_r[i])} tokens, over "
                                     f"the model's {self.scorer.max_length} (--on-long refuse); "
                                     f"{int(long.sum())} item(s) are too long")
-        budget = int(np.minimum(tokens_p + tokens_r, self.scorer.max_length).sum())
-        rewards = await self.batcher.submit(prompts, responses, budget)
+        tokens = np.minimum(tokens_p + tokens_r, self.scorer.max_length).tolist()
+        rewards = await self.batcher.submit(prompts, responses, tokens)
         return reward_statistics(rewards, penalty=self.scorer.penalty), long
 
     def info(self) -> dict[str, Any]:
         s = self.settings
-        return {**self.scorer.info(), "reward": s.reward, "max_items": s.max_items,
-                "on_long": s.on_long,
+        return {**self.scorer.info(), "reward": self.reward, "reward_asked": s.reward,
+                "max_items": s.max_items, "max_item_chars": self.max_chars,
+                "on_long": s.on_long, "strip_tokens": self.strip,
+                "strict_prompts": s.strict_prompts, **vars(self.counts),
                 "batching": {"enabled": not s.no_batching, "token_budget": s.batch_tokens,
-                             "wait_ms": s.batch_wait_ms, **vars(self.batcher.stats)}}
+                             "turn_tokens": s.turn_tokens, "wait_ms": s.batch_wait_ms,
+                             **vars(self.batcher.stats)}}
 
 
 def create_app(scorer: EnsembleScorer, settings: ServeConfig) -> FastAPI:
@@ -207,6 +280,7 @@ def create_app(scorer: EnsembleScorer, settings: ServeConfig) -> FastAPI:
     app = FastAPI(title="rewardlab reward ensemble", lifespan=lifespan,
                   description="Rewards with uncertainty from a rewardlab ensemble.")
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_request_mb * 2**20))
+    app.add_middleware(CountErrors, counts=service.counts)  # outermost: counts BodyLimit's too
     _install_error_handlers(app)
     _install_routes(app, service, Depends(service.authorize))
     app.state.service = service
@@ -214,25 +288,33 @@ def create_app(scorer: EnsembleScorer, settings: ServeConfig) -> FastAPI:
 
 
 def _install_routes(app: FastAPI, service: _Service, auth: Any) -> None:
-    reward = service.settings.reward
-
     @app.post("/get_reward", response_model=OpenRLHFResponse, responses=ERRORS,
               dependencies=[auth])
     async def get_reward(body: OpenRLHFRequest) -> dict[str, Any]:
         """OpenRLHF's remote reward model: ``query`` (+ ``prompts``) in, ``rewards`` out."""
         check_items(body.query, body.query, max_items=service.settings.max_items,
                     names=("query", "query"))  # split_queries pairs prompts with queries
-        prompts, responses = split_queries(body.query, body.prompts)
-        stats, _ = await service.score(prompts, responses)
-        rewards = select_reward(stats, reward).tolist()
+        for name, texts in (("query", body.query), ("prompts", body.prompts or [])):
+            check_texts(texts, name, max_chars=service.max_chars)
+        split = split_queries(body.query, body.prompts, strip=service.strip,
+                              strict=service.settings.strict_prompts)
+        stats, _ = await service.score(split.prompts, split.responses)
+        service.counts.prompt_not_found += sum(split.prompt_missing)
+        service.counts.requests_without_prompts += split.no_prompts
+        rewards = select_reward(stats, service.reward).tolist()
         return {"rewards": rewards, "scores": rewards,
                 "extra_logs": {"reward_mean": stats.mean.tolist(),
-                               "reward_std": stats.std.tolist()}}
+                               "reward_std": stats.std.tolist(),
+                               # per item 0/1, so OpenRLHF's mean over a batch is a rate
+                               "prompt_not_found": [float(m) for m in split.prompt_missing],
+                               "no_prompts": [float(split.no_prompts)] * len(rewards)}}
 
     @app.post("/score", response_model=ScoreResponse, responses=ERRORS, dependencies=[auth])
     async def score(body: ScoreRequest) -> dict[str, Any]:
         """Every statistic of each (prompt, response) item."""
         check_items(body.prompts, body.responses, max_items=service.settings.max_items)
+        for name, texts in (("prompts", body.prompts), ("responses", body.responses)):
+            check_texts(texts, name, max_chars=service.max_chars)
         stats, long = await service.score(body.prompts, body.responses)
         return {"mean": stats.mean.tolist(), "std": stats.std.tolist(),
                 "members": stats.members.T.tolist(), "uwo": stats.uwo.tolist(),

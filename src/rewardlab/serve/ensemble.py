@@ -22,7 +22,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-__all__ = ["REWARD_KINDS", "RewardKind", "RewardStats", "reward_statistics", "select_reward"]
+__all__ = ["REWARD_KINDS", "RewardKind", "RewardStats", "reward_statistics", "select_reward",
+           "served_reward"]
 
 RewardKind = Literal["mean", "uwo", "min"]
 REWARD_KINDS: tuple[str, ...] = get_args(RewardKind)
@@ -78,3 +79,20 @@ def select_reward(stats: RewardStats, kind: str) -> np.ndarray:
     if kind not in REWARD_KINDS:
         raise ValueError(f"unknown reward {kind!r}; choose one of {', '.join(REWARD_KINDS)}")
     return getattr(stats, kind)
+
+
+def served_reward(kind: str, members: int) -> tuple[str, str | None]:
+    """The reward kind to serve for ``kind`` asked of an ``members``-member model, and the
+    warning to give once when it differs.
+
+    With one member σ̂ is 0, so ``uwo`` and ``min`` *are* the mean: serving them under their
+    own names would promise an uncertainty penalty that does not exist. They fall back to
+    ``mean``, said once, at start (refusing would stop an RL job over a name).
+    """
+    if kind not in REWARD_KINDS:
+        raise ValueError(f"unknown reward {kind!r}; choose one of {', '.join(REWARD_KINDS)}")
+    if members > 1 or kind == "mean":
+        return kind, None
+    return "mean", (f"the model has one member (M=1): no uncertainty, so '{kind}' equals the "
+                    f"mean; serving 'mean'. Train an ensemble (--members, or run's "
+                    f"--final-members) for uwo and min to mean anything")

@@ -16,10 +16,11 @@ float per completion back.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from rewardlab.serve.ensemble import REWARD_KINDS, RewardStats, select_reward
+from rewardlab.serve.ensemble import RewardStats, select_reward, served_reward
 from rewardlab.serve.scorer import EnsembleScorer
 
 __all__ = ["RewardFunction"]
@@ -31,7 +32,9 @@ class RewardFunction:
     Args:
         path: a model folder written by ``rewardlab train`` (either backend).
         penalty: λ of ``uwo`` = mean - λ·variance over members.
-        reward: which reward to return: ``mean``, ``uwo`` or ``min``.
+        reward: which reward to return: ``mean``, ``uwo`` or ``min``. A one-member model has
+            no uncertainty, so ``uwo`` and ``min`` fall back to ``mean`` (with a warning, once;
+            :attr:`reward` says which is returned).
         batch_size: items per forward pass.
 
     After each call, :attr:`last` holds the full statistics (mean, std, members, uwo, min) of
@@ -40,13 +43,13 @@ class RewardFunction:
 
     def __init__(self, path: str | os.PathLike[str], *, penalty: float = 1.0,
                  reward: str = "uwo", batch_size: int = 64) -> None:
-        if reward not in REWARD_KINDS:
-            raise ValueError(f"unknown reward {reward!r}; choose one of "
-                             f"{', '.join(REWARD_KINDS)}")
         self.scorer = EnsembleScorer.load(path, penalty=penalty, progress=False,
                                           feature_cache=False)
-        self.reward, self.batch_size = reward, batch_size
-        self.__name__ = f"rewardlab_{reward}"  # TRL names the logged reward after this
+        self.reward, warning = served_reward(reward, self.scorer.members)
+        if warning:  # once, here: a training loop calls this thousands of times
+            warnings.warn(warning, UserWarning, stacklevel=2)
+        self.batch_size = batch_size
+        self.__name__ = f"rewardlab_{self.reward}"  # TRL names the logged reward after this
         self.last: RewardStats | None = None
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any],

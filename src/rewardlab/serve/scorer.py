@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,20 @@ import numpy as np
 
 from rewardlab.serve.ensemble import RewardStats, reward_statistics
 
-__all__ = ["CHARS_PER_TOKEN_LIMIT", "EnsembleScorer"]
+__all__ = ["CHARS_PER_TOKEN_LIMIT", "ITEM_CHARS_PER_TOKEN", "EnsembleScorer"]
 
 CHARS_PER_TOKEN_LIMIT = 32
 """Texts longer than this many characters per allowed token count as over-long unread."""
+
+HEAD_CHARS_PER_TOKEN = 8
+"""Of a text longer than this many characters per token of the max length, only the head is
+tokenized when the head alone is over the max length (natural text: about 4 per token)."""
+HEAD_MARGIN = 16
+"""Tokens a head must exceed the max length by (a word cut at the head's end can gain some)."""
+
+ITEM_CHARS_PER_TOKEN = 64
+"""A server refuses a text over this many characters per token of the max length (natural text
+has about 4 characters per token, so this lets through about 16 times what the model reads)."""
 
 
 class EnsembleScorer:
@@ -37,7 +48,7 @@ class EnsembleScorer:
     def __init__(self, model: Any, *, path: str, backend: str, penalty: float) -> None:
         reward_statistics(np.zeros((1, 0)), penalty=penalty)  # validates λ early
         self.model, self.path, self.backend, self.penalty = model, path, backend, penalty
-        self._tokenizer: Any = None
+        self._local = threading.local()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, penalty: float, progress: bool = False,
@@ -70,33 +81,58 @@ class EnsembleScorer:
 
     @property
     def tokenizer(self) -> Any:
-        """A private copy of the tokenizer that measures texts for this model: the fine-tuned
-        model's own, or the embedding backend's frozen encoder's (the protocol has no tokenizer
-        of its own, so this is the one place that looks for either). A copy, because a fast
-        tokenizer must not be used from two threads at once, and the model's own one tokenizes
-        in the thread that scores."""
-        if self._tokenizer is None:
-            tok = getattr(self.model, "tokenizer", None)
-            self._tokenizer = copy.deepcopy(tok if tok is not None
-                                            else self.model.encoder.tokenizer)
-        return self._tokenizer
+        """This thread's private copy of the tokenizer that measures texts for this model: the
+        fine-tuned model's own, or the embedding backend's frozen encoder's (the protocol has no
+        tokenizer of its own, so this is the one place that looks for either). One copy per
+        thread, because a fast tokenizer must not be used from two threads at once: the model's
+        own one tokenizes in the thread that scores, and a server measures each request in a
+        thread of its own, so a big request's tokenizing never holds up a small one's."""
+        tok = getattr(self._local, "tokenizer", None)
+        if tok is None:
+            own = getattr(self.model, "tokenizer", None)
+            tok = self._local.tokenizer = copy.deepcopy(own if own is not None
+                                                        else self.model.encoder.tokenizer)
+        return tok
+
+    @property
+    def special_tokens(self) -> list[str]:
+        """The tokenizer's special-token strings (``[CLS]``, ``</s>``, ``<|endoftext|>``...)."""
+        return [str(t) for t in self.tokenizer.all_special_tokens]
+
+    @property
+    def max_item_chars(self) -> int:
+        """Default cap on one text's characters: :data:`ITEM_CHARS_PER_TOKEN` per token of the
+        max length."""
+        return ITEM_CHARS_PER_TOKEN * self.max_length
 
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:
         """``[n]`` token counts of ``texts`` (no special tokens), for the batch budget and the
-        over-long check.
+        over-long check; a count over the max length may be given as max length + 1.
 
-        A text longer than :data:`CHARS_PER_TOKEN_LIMIT` characters per token of the model's
-        max length is counted as max length + 1 without being tokenized: it is over the limit
-        for any natural text, and tokenizing megabytes would hold up the server.
+        Tokenizing costs time in proportion to the text, and only counts up to the max length
+        matter, so long texts are not read to their end: one longer than
+        :data:`CHARS_PER_TOKEN_LIMIT` characters per token of the max length is over it for
+        any natural text, counted unread; of one longer than :data:`HEAD_CHARS_PER_TOKEN` per
+        token, the head of that many characters is tokenized first, and if the head alone is
+        over the max length (by a margin: a word cut in two can gain tokens), so is the text.
         """
-        cap = CHARS_PER_TOKEN_LIMIT * self.max_length
-        short = [i for i, t in enumerate(texts) if len(t) <= cap]
-        counts = np.full(len(texts), self.max_length + 1, dtype=np.int64)
-        if short:
-            ids = self.tokenizer([texts[i] for i in short], add_special_tokens=False,
-                                 truncation=False, verbose=False)["input_ids"]
-            counts[short] = [len(x) for x in ids]
+        over = self.max_length + 1
+        head = HEAD_CHARS_PER_TOKEN * over
+        counts = np.full(len(texts), over, dtype=np.int64)
+        short = [i for i, t in enumerate(texts) if len(t) <= CHARS_PER_TOKEN_LIMIT * over]
+        counts[short] = self._count([texts[i][:head] for i in short])
+        unsure = [i for i in short if len(texts[i]) > head and counts[i] <= over + HEAD_MARGIN]
+        counts[unsure] = self._count([texts[i] for i in unsure])
+        long = np.array([len(t) > head for t in texts], dtype=bool)
+        counts[long & (counts > over)] = over  # read in part: known to be over, not by how much
         return counts
+
+    def _count(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = self.tokenizer(texts, add_special_tokens=False, truncation=False,
+                             verbose=False)["input_ids"]
+        return [len(x) for x in ids]
 
     def warm_up(self) -> None:
         """Load the tokenizer and the weights now (they load lazily): a server's first request

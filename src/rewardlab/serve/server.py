@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import Any
 from rewardlab.config import ServeConfig
 from rewardlab.serve.scorer import EnsembleScorer
 
-__all__ = ["LOCAL_HOSTS", "require_serve_extra", "run_server", "security_warning"]
+__all__ = ["LOCAL_HOSTS", "bind", "require_serve_extra", "run_server", "security_warning"]
 
 log = logging.getLogger("rewardlab")
 
@@ -64,19 +65,44 @@ def _signals_end_quietly() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (not yet listening), or an error naming the flags.
+
+    Bound before anything is announced: a port in use must fail the command, not follow a
+    "serving ... on" line that was never true.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restarts rebind
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"--host {host} --port {port}: cannot listen there: "
+                           f"{exc.strerror or exc} (another server on that port? choose "
+                           f"another --port)") from None
+    return sock
+
+
 def run_server(scorer: EnsembleScorer, settings: ServeConfig, *, quiet: bool) -> dict[str, Any]:
-    """Serve ``scorer`` until a signal; return what ``/info`` would have said at the end."""
+    """Bind, announce, then serve ``scorer`` until a signal; return what ``/info`` would have
+    said at the end."""
     import uvicorn
 
     from rewardlab.serve.app import create_app
 
+    sock = bind(settings.host, settings.port)
     app = create_app(scorer, settings)
+    service = app.state.service
+    log.info("serving %s (M=%d, %s backend) on http://%s:%d; /get_reward returns %s",
+             scorer.path, scorer.members, scorer.backend, settings.host,
+             sock.getsockname()[1], service.reward)
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             log_level="warning" if quiet else "info", access_log=False,
                             timeout_graceful_shutdown=settings.shutdown_timeout)
     server = uvicorn.Server(config)
-    with _signals_end_quietly() as received:
-        server.run()
-    info = app.state.service.info()
+    with sock, _signals_end_quietly() as received:
+        server.run(sockets=[sock])
+    info = service.info()
     info["stopped_by"] = [signal.Signals(s).name for s in received]
     return info

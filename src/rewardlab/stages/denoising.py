@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rewardlab.files import read_json
+from rewardlab.layout import find_strength_file, find_strength_summary
+from rewardlab.stages.strength import noise_floor
 from rewardlab.stages.tables import join_strength, read_strength_table
+from rewardlab.strength import NoiseFloor
 
-__all__ = ["strength_for_training"]
+__all__ = ["strength_floor", "strength_for_training"]
 
 log = logging.getLogger("rewardlab")
 
@@ -44,3 +49,12 @@ def strength_for_training(prep: Any, *, strength_file: str | None, allow_overlap
         log.warning("warning: %d validation/test pairs are in %s (--allow-overlap): held-out "
                     "accuracy is optimistic", leaked, strength_file)
     return join_strength(prep.train, table, source=strength_file)
+
+
+def strength_floor(source: str | Path) -> NoiseFloor | None:
+    """The noise floor (with the self-test's verdict) recorded beside a strength table:
+    ``source`` is a strength file or a folder holding one. ``None`` when there is no summary,
+    or it predates the floor (the auto and posterior methods then fit û alone)."""
+    table = find_strength_file(source)
+    summary = find_strength_summary(Path(source) if table is None else table.parent, table)
+    return noise_floor(read_json(summary)) if summary is not None else None

@@ -30,25 +30,20 @@ from rewardlab.config import (
     SplitConfig,
     StrengthConfig,
 )
-from rewardlab.denoise import resolve_plan, training_set
-from rewardlab.evaluation import preference_metrics
+from rewardlab.denoise import bind_floor, resolve_plan, training_set
+from rewardlab.evaluation import preference_metrics, seed_spread
 from rewardlab.files import write_json, write_table
 from rewardlab.layout import RunLayout
 from rewardlab.models import Pairs, PreparedPairs, prepare_pairs
 from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
-from rewardlab.stages.denoising import strength_for_training
+from rewardlab.stages.denoising import strength_floor, strength_for_training
 from rewardlab.stages.prepare import Prepared, prepare_data, require_validation
 from rewardlab.stages.strength import run_strength
 from rewardlab.stages.train import train_reward_model
-from rewardlab.strength import N_GROUPS, strength_groups, strength_ranks
+from rewardlab.strength import N_GROUPS, NoiseFloor, strength_groups, strength_ranks
 
 __all__ = ["compare_command", "groups_command", "run_compare", "run_groups"]
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std())
 
 
 def _seed_configs(model: ModelConfig, seeds: int) -> list[ModelConfig]:
@@ -65,15 +60,16 @@ def _held_out_accuracy(model: Any, held_out: dict[str, PreparedPairs]) -> dict[s
 
 
 def _group_index(train: PreparedPairs, strength_mean: np.ndarray) -> tuple[np.ndarray, int]:
-    """Strength group (1..10, 0 for none) of each training pair, and how many identical pairs
-    (chosen == rejected) were left out before ranking: they carry no preference, all have
-    û = 0, and would otherwise pile into one group."""
-    ok = ~train.pairs.identical()
+    """Strength group (1..10, 0 for none) of each training pair, and how many pairs without a
+    direction were left out before ranking: identical pairs (chosen == rejected; all have
+    û = 0, and would pile into one group) and kept ties (target 0.5), as in the strength
+    stage."""
+    ok = ~train.pairs.identical() & (train.pairs.label_target != 0.5)
     if ok.sum() < N_GROUPS:
         raise ValueError(f"groups needs at least {N_GROUPS} training pairs that carry a "
                          f"preference (one per strength group); this split has {int(ok.sum())}"
-                         f" ({int((~ok).sum())} identical pairs left out). Use more data or "
-                         f"smaller --valid-frac/--test-frac")
+                         f" ({int((~ok).sum())} identical pairs or kept ties left out). Use "
+                         f"more data or smaller --valid-frac/--test-frac")
     groups = np.zeros(len(train), dtype=np.int64)
     groups[ok] = strength_groups(strength_ranks(strength_mean[ok]))
     return groups, int((~ok).sum())
@@ -111,7 +107,7 @@ def run_groups(train: PreparedPairs, held_out: dict[str, PreparedPairs],
         records.append({
             "group": g, "n_train": len(idx), "identical_left_out": identical,
             "mean_strength": float(strength_mean[idx].mean()),
-            **_accuracy_fields(accs), "train_loss": _mean_std(losses)[0],
+            **_accuracy_fields(accs), "train_loss": seed_spread(losses)[0],
         })
     bar.close()
     if out is not None:
@@ -123,7 +119,7 @@ def _accuracy_fields(accs: dict[str, list[float]]) -> dict[str, Any]:
     """``{split}_accuracy_mean``, ``_std`` and the per-seed list, for each split."""
     out: dict[str, Any] = {}
     for name, values in accs.items():
-        mean, std = _mean_std(values)
+        mean, std = seed_spread(values)
         out.update({f"{name}_accuracy_mean": mean, f"{name}_accuracy_std": std,
                     f"{name}_accuracy": values})
     return out
@@ -137,7 +133,7 @@ def _aggregate_curves(curves: list[list[dict[str, float]]]) -> list[dict[str, fl
             by_step[int(point["step"])].append(point["valid_accuracy"])
     out = []
     for step in sorted(by_step):
-        mean, std = _mean_std(by_step[step])
+        mean, std = seed_spread(by_step[step])
         out.append({"step": step, "valid_accuracy_mean": mean, "valid_accuracy_std": std})
     return out
 
@@ -145,7 +141,8 @@ def _aggregate_curves(curves: list[list[dict[str, float]]]) -> list[dict[str, fl
 def run_compare(train: PreparedPairs, held_out: dict[str, PreparedPairs],
                 strength_mean: np.ndarray, *, model: ModelConfig, methods: list[str],
                 seeds: int = 3, eval_every: int = 0, margin_scale: float | None = None,
-                out: RunLayout | None = None, progress: bool = True) -> list[dict[str, Any]]:
+                out: RunLayout | None = None, progress: bool = True,
+                floor: NoiseFloor | None = None) -> list[dict[str, Any]]:
     """Train with each denoising method (a preset name); compare on validation and test.
 
     Validation (``held_out["valid"]``) is what a method is picked on, and carries the accuracy
@@ -154,11 +151,14 @@ def run_compare(train: PreparedPairs, held_out: dict[str, PreparedPairs],
     ``test_accuracy_mean``/``_std`` (with a test split), ``valid_loss``, ``ece``, ``n_train``,
     ``denoise`` (counts), the per-seed accuracies and ``curve`` (accuracy over steps). With
     ``out``, each method's per-pair held-out predictions (mean over seeds) go to the layout's
-    predictions table, for confidence intervals that read saved results only.
+    predictions table, for confidence intervals that read saved results only. ``floor`` is the
+    strength summary's noise floor, with the self-test's verdict, that the auto and posterior
+    methods act on (``None``: they fit û alone).
     """
     from tqdm.auto import tqdm
 
-    plans = {m: resolve_plan(m, margin_scale=margin_scale) for m in methods}  # fail fast
+    plans = {m: bind_floor(resolve_plan(m, margin_scale=margin_scale), floor)
+             for m in methods}  # fail fast
     _check_training_sets(plans, strength_mean, train)
     configs = _seed_configs(model, seeds)
     records, predictions = [], []
@@ -171,8 +171,8 @@ def run_compare(train: PreparedPairs, held_out: dict[str, PreparedPairs],
         counts = runs[-1]["denoise"]
         records.append({
             "method": method, **_accuracy_fields(accs),
-            "valid_loss": _mean_std([r["valid_loss"] for r in runs])[0],
-            "ece": _mean_std([r["ece"] for r in runs])[0],
+            "valid_loss": seed_spread([r["valid_loss"] for r in runs])[0],
+            "ece": seed_spread([r["ece"] for r in runs])[0],
             "n_train": counts.get("trained_on", len(train)), "seeds": seeds,
             "denoise": counts, "curve": _aggregate_curves([r["curve"] for r in runs]),
         })
@@ -195,8 +195,9 @@ def _check_training_sets(plans: dict[str, Any], strength_mean: np.ndarray,
 
 
 def prediction_table(predictions: list[tuple[str, dict[str, np.ndarray]]]) -> pa.Table:
-    """One row per (method, split, pair): the mean Δ over seeds and the share of seeds that
-    ranked the pair correctly (Δ > 0); ``pair`` is the position within its split."""
+    """One row per (method, split, pair): the mean Δ over seeds, the share of seeds that
+    ranked the pair correctly (Δ > 0) and each seed's Δ (``delta_seeds``, for intervals that
+    count the seed spread); ``pair`` is the position within its split."""
     rows: dict[str, list[Any]] = defaultdict(list)
     for method, deltas in predictions:
         for split, d in deltas.items():  # d: [seeds, N]
@@ -206,6 +207,7 @@ def prediction_table(predictions: list[tuple[str, dict[str, np.ndarray]]]) -> pa
             rows["pair"] += list(range(n))
             rows["delta_mean"] += d.mean(axis=0).tolist()
             rows["correct"] += (d > 0).mean(axis=0).tolist()
+            rows["delta_seeds"] += d.T.tolist()
     return pa.table(rows)
 
 
@@ -234,6 +236,8 @@ class ExperimentInputs:
     model: ModelConfig
     """The single-member model each experiment trains per seed."""
     layout: RunLayout
+    floor: NoiseFloor | None = None
+    """The strength's noise floor with the self-test's verdict, when its summary recorded one."""
 
 
 def experiment_inputs(*, data: InputConfig, load: LoadConfig, split: SplitConfig,
@@ -253,10 +257,11 @@ def experiment_inputs(*, data: InputConfig, load: LoadConfig, split: SplitConfig
     u = strength_for_training(prep, strength_file=denoise.strength_file,
                               allow_overlap=denoise.allow_overlap, measure=measure)
     assert u is not None
+    floor = strength_floor(denoise.strength_file or layout.root)
     return ExperimentInputs(train=prepared_split(model, prep.train, common),
                             held_out=held_out_splits(model, prep, common),
                             strength_mean=u, model=dataclasses.replace(model, members=1),
-                            layout=layout)
+                            layout=layout, floor=floor)
 
 
 def prepared_split(model: ModelConfig, ds: Any, common: CommonConfig) -> PreparedPairs:
@@ -292,7 +297,7 @@ def compare_command(*, experiment: ExperimentConfig, **configs: Any) -> CommandR
                        methods=experiment.method_list, seeds=experiment.seeds,
                        eval_every=experiment.eval_every,
                        margin_scale=configs["denoise"].margin_scale, out=inputs.layout,
-                       progress=not configs["common"].quiet)
+                       progress=not configs["common"].quiet, floor=inputs.floor)
     lines = [f"{r['method']:<22} valid acc {r['valid_accuracy_mean']:.4f} ± "
              f"{r['valid_accuracy_std']:.4f}"
              + (f"  test acc {r['test_accuracy_mean']:.4f}" if "test_accuracy_mean" in r else "")

@@ -35,11 +35,12 @@ from rewardlab.config import (
     OutputConfig,
     RunDirConfig,
 )
-from rewardlab.data.formats import MESSAGE_COLUMNS
-from rewardlab.denoise import PRESETS, DenoisePlan, training_set
+from rewardlab.data.formats import MESSAGE_COLUMNS, PROMPT_TEXT_COLUMN
+from rewardlab.denoise import PRESETS, DenoisePlan, bind_floor, training_set
 from rewardlab.files import read_json, write_jsonl, write_table
-from rewardlab.layout import STRENGTH_COLUMNS, RunLayout, find_strength_file
+from rewardlab.layout import STRENGTH_COLUMNS, RunLayout, find_strength_file, supported_method
 from rewardlab.stages.command import CommandResult
+from rewardlab.stages.denoising import strength_floor
 from rewardlab.stages.tables import read_strength_table
 from rewardlab.stages.train import plan_from_config
 
@@ -94,13 +95,20 @@ def export_table(strength: pa.Table, plan: DenoisePlan) -> tuple[pa.Table, dict[
 def _as_messages(rows: list[dict[str, Any]]) -> bool:
     """Write conversational input in TRL's conversational format: ``prompt``, ``chosen`` and
     ``rejected`` as lists of ``{role, content}`` messages (the loader kept them beside the
-    flattened text; an empty response stays an empty message). Only when every row has them:
+    flattened text; an empty response stays an empty message), or, where the input's prompt was
+    a string, that string with responses that repeat its turns. Only when every row has them:
     one file cannot mix text and message columns."""
     if not rows or any(r.get(MESSAGE_COLUMNS[0]) is None for r in rows):
         return False
     for row in rows:
         for name, messages in zip(("prompt", "chosen", "rejected"), MESSAGE_COLUMNS, strict=True):
             row[name] = row.pop(messages)
+        text = row.pop(PROMPT_TEXT_COLUMN, None)
+        if text is not None:
+            # The input's shape: a string prompt, and responses that open with its turns.
+            turns = row["prompt"]
+            row["prompt"], row["chosen"], row["rejected"] = (
+                text, turns + row["chosen"], turns + row["rejected"])
     return True
 
 
@@ -108,16 +116,21 @@ def _choose_plan(layout: RunLayout, denoise: DenoiseConfig) -> tuple[DenoisePlan
     """``--method`` (and options), or the run's best method from run.json, said out loud."""
     explicit = any(getattr(denoise, f.name) is not None for f in dataclasses.fields(denoise)
                    if f.name not in ("strength_file", "allow_overlap"))
+    floor = strength_floor(layout.root)
     if explicit:
-        return plan_from_config(denoise), []
+        return bind_floor(plan_from_config(denoise), floor), []
     if not layout.run_json.is_file():
         raise ConfigError("--method: this folder has no run.json to take the best method from; "
                           "name one, e.g. --method flip")
-    best = read_json(layout.run_json).get("best_method") or {}
-    method = best.get("method", "baseline")
-    plan = plan_from_config(dataclasses.replace(denoise, method=method))
-    return plan, [f"method: {method}, the run's best on validation (from run.json); "
-                  f"--method NAME exports another"]
+    summary = read_json(layout.run_json)
+    best = (summary.get("best_method") or {}).get("method", "baseline")
+    method = supported_method(summary) if summary.get("best_method") else "baseline"
+    plan = bind_floor(plan_from_config(dataclasses.replace(denoise, method=method)), floor)
+    why = ("the run's best on validation" + ("" if best == "baseline" else
+                                              ", with a test gain its interval supports")
+           if method == best else f"the run's best on validation, {best}, is not "
+           f"distinguishable from the baseline on test")
+    return plan, [f"method: {method}: {why} (from run.json); --method NAME exports another"]
 
 
 def _trl_note(plan: DenoisePlan, ties: int) -> list[str]:

@@ -146,6 +146,10 @@ def format_inspect(result: dict[str, Any]) -> str:
     skipped = result.get("skipped", {})
     lines.append(f"skipped records: {_counts(skipped)}" if skipped else "skipped records: none")
     lines.extend(f"  e.g. {msg}" for msg in result.get("skipped_examples", []))
+    if result.get("ties_dropped") or result.get("ties_kept"):
+        lines.append(f"ties: {result.get('ties_dropped', 0):,} dropped, "
+                     f"{result.get('ties_kept', 0):,} kept with target 0.5")
+    lines.extend(f"warning: {text}" for text in result.get("warnings", []))
     return "\n".join(lines)
 
 

@@ -40,8 +40,10 @@ def prepare_data(paths: Sequence[str], *, load: LoadConfig, split: SplitConfig, 
 
     ds, report = read_preferences(list(paths), **load.read_kwargs())
     info: dict[str, Any] = {"train_data": report.to_dict()}
+    problems = report.problem_lines()
     for line in report.summary_lines():
-        log.info("%s", line)
+        # Skips, ties and warnings are warnings: --quiet hides progress, never these.
+        log.log(logging.WARNING if line in problems else logging.INFO, "%s", line)
     train, valid, test = split_train_valid_test(
         ds, valid_frac=0.0 if split.valid else split.valid_frac,
         test_frac=0.0 if split.test else split.test_frac, seed=seed)

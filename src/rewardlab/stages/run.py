@@ -32,10 +32,10 @@ from rewardlab.config import (
     StrengthConfig,
     config_dict,
 )
-from rewardlab.denoise import resolve_plan
-from rewardlab.evaluation import paired_bootstrap
+from rewardlab.denoise import bind_floor, resolve_plan
+from rewardlab.evaluation import paired_bootstrap, pick_stability
 from rewardlab.files import read_json, write_json
-from rewardlab.layout import RunLayout, best_method
+from rewardlab.layout import RunLayout, best_method, supported_method
 from rewardlab.models import Pairs
 from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
@@ -46,7 +46,7 @@ from rewardlab.stages.experiments import (
     run_groups,
 )
 from rewardlab.stages.prepare import Prepared, prepare_data, require_validation
-from rewardlab.stages.strength import run_strength
+from rewardlab.stages.strength import noise_floor, noise_lines, run_strength
 from rewardlab.stages.tables import write_pairs_table
 from rewardlab.stages.train import run_train
 
@@ -110,6 +110,8 @@ class RunSettings:
     strength: StrengthConfig
     noise: NoiseConfig
     experiment: ExperimentConfig
+    final_members: int = 1
+    """M of the final model (``--final-members``)."""
 
 
 def run_all(paths: Sequence[str], *, out: RunLayout, settings: RunSettings,
@@ -142,6 +144,7 @@ def run_all(paths: Sequence[str], *, out: RunLayout, settings: RunSettings,
                      "inject_flips": s.noise.inject_flips},
         "split": prep.report["split"],
         "best_method": best,
+        **instrument_section(read_json(out.strength_summary)),
     })
     outputs = {"run summary": out.run_json, "strength": out.strength_parquet,
                "strength summary": out.strength_summary, "groups": out.groups_json,
@@ -160,6 +163,7 @@ def _experiments(ledger: StageLedger, out: RunLayout, s: RunSettings, prep: Prep
     """groups, compare and the final model; returns the best method's record."""
     exp_model = dataclasses.replace(s.model, members=1)
     common = CommonConfig(quiet=not progress)
+    floor = noise_floor(read_json(out.strength_summary))
     data: dict[str, Any] = {}
 
     def prepared() -> dict[str, Any]:  # encode only when a stage has to run
@@ -176,15 +180,17 @@ def _experiments(ledger: StageLedger, out: RunLayout, s: RunSettings, prep: Prep
     ledger.run("compare", c_fp, [out.compare_json], lambda: run_compare(
         prepared()["train"], prepared()["held_out"], u, model=exp_model,
         methods=s.experiment.method_list, seeds=s.experiment.seeds,
-        eval_every=s.experiment.eval_every, out=out, progress=progress))
+        eval_every=s.experiment.eval_every, out=out, progress=progress, floor=floor))
     best = best_method(read_json(out.compare_json))
     assert best is not None, "compare.json holds no method"
     best.update(gain_interval(out, best))
-    final_model = dataclasses.replace(exp_model, seed=derive_seed(s.model.seed, "final"))
-    f_fp = _digest([c_fp, best["method"]])
+    final_model = dataclasses.replace(exp_model, members=s.final_members,
+                                      seed=derive_seed(s.model.seed, "final"))
+    f_fp = _digest([c_fp, best["method"], s.final_members])
     ledger.run("final", f_fp, [out.final.metrics_json], lambda: run_train(
         prep.train, {"valid": prep.valid, "test": prep.test}, model=final_model,
-        plan=resolve_plan(best["method"]), strength_mean=u, out=out.final, progress=progress,
+        plan=bind_floor(resolve_plan(best["method"]), floor), strength_mean=u, out=out.final,
+        progress=progress,
         extra={"method": best["method"]}))
     return best
 
@@ -201,26 +207,50 @@ def write_held_out(prep: Prepared, out: RunLayout) -> None:
 
 def gain_interval(out: RunLayout, best: dict[str, Any]) -> dict[str, Any]:
     """The 95% bootstrap interval of the best method's gain over the baseline, over the pairs
-    of the split the gain was measured on (read from compare's saved predictions)."""
+    of the split the gain was measured on *and* the training seeds (read from compare's saved
+    predictions), and how stable the pick on validation is."""
     import pyarrow.parquet as pq
 
-    if best["method"] == "baseline" or not out.compare_predictions.is_file():
+    if not out.compare_predictions.is_file():
         return {}
     cols = pq.read_table(out.compare_predictions).to_pydict()
-    split, name = np.asarray(cols["split"]), np.asarray(cols["method"])
-    pair, correct = np.asarray(cols["pair"]), np.asarray(cols["correct"], dtype=np.float64)
-
-    def per_pair(method: str) -> np.ndarray:
-        sel = (split == best["gain_split"]) & (name == method)
-        return correct[sel][np.argsort(pair[sel], kind="stable")]
-
-    method, base = per_pair(best["method"]), per_pair("baseline")
-    if len(base) == 0 or len(base) != len(method):
-        return {}
+    valid = {m: seed_correct(cols, "valid", m).mean(axis=0) for m in sorted(set(cols["method"]))}
+    stability = pick_stability(valid) if all(len(v) for v in valid.values()) else {}
+    extra = {"pick_share": stability.get(best["method"])} if stability else {}
+    if best["method"] == "baseline":
+        return extra
+    method = seed_correct(cols, best["gain_split"], best["method"])
+    base = seed_correct(cols, best["gain_split"], "baseline")
+    if base.shape[1] == 0 or base.shape != method.shape:
+        return extra
     res = paired_bootstrap(method, base)
     low, high = res["ci95"]
-    return {"gain_ci95": res["ci95"], "gain_pairs": res["n"],
-            "distinguishable": bool(low > 0 or high < 0)}
+    return {**extra, "gain_ci95": res["ci95"], "gain_pairs": res["n"],
+            "gain_seeds": res["seeds"], "distinguishable": bool(low > 0 or high < 0)}
+
+
+def seed_correct(cols: dict[str, list[Any]], split: str, method: str) -> np.ndarray:
+    """``[S, N]`` 0/1: whether each training seed ranked each pair of ``split`` right under
+    ``method``, pairs in their split order (from compare's predictions table)."""
+    rows = [i for i, (sp, m) in enumerate(zip(cols["split"], cols["method"]))
+            if sp == split and m == method]
+    rows.sort(key=lambda i: cols["pair"][i])
+    if not rows:
+        return np.zeros((1, 0))
+    deltas = np.asarray([cols["delta_seeds"][i] for i in rows], dtype=np.float64)  # [N, S]
+    return (deltas > 0).T.astype(np.float64)
+
+
+def instrument_section(summary: dict[str, Any]) -> dict[str, Any]:
+    """What run.json keeps of the strength summary's self-test and noise floor (the verdict
+    lines read them from there)."""
+    keep = ("auroc", "auroc_ci95", "ok", "verdict", "enrichment_lowest_20")
+    out: dict[str, Any] = {}
+    if "instrument" in summary:
+        out["instrument"] = {k: summary["instrument"][k] for k in keep}
+    if "noise" in summary:
+        out["noise"] = summary["noise"]
+    return out
 
 
 def _data_section(prep: Prepared) -> dict[str, Any]:
@@ -240,32 +270,54 @@ def run_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, mode
                 strength: StrengthConfig, noise: NoiseConfig, experiment: ExperimentConfig,
                 run: RunConfig, output: OutputConfig, common: CommonConfig) -> CommandResult:
     """``rewardlab run``: every stage into one folder, resuming what already finished."""
-    settings = RunSettings(load, split, model, strength, noise, experiment)
-    res = run_all(data.data, out=RunLayout.of(output.folder()), settings=settings,
-                  progress=not common.quiet, report=not run.no_report)
-    return CommandResult([*verdict_lines(res.best_method), *next_steps(res)], res.outputs, res)
+    settings = RunSettings(load, split, model, strength, noise, experiment,
+                           final_members=run.resolved_final_members(model))
+    layout = RunLayout.of(output.folder())
+    res = run_all(data.data, out=layout, settings=settings, progress=not common.quiet,
+                  report=not run.no_report)
+    summary = read_json(layout.run_json)
+    return CommandResult([*verdict_lines(summary), *next_steps(res, summary)], res.outputs, res)
 
 
-def verdict_lines(b: dict[str, Any]) -> list[str]:
-    """What the run found, without naming a winner that the held-out pairs cannot tell apart."""
+def verdict_lines(run_summary: dict[str, Any]) -> list[str]:
+    """What the run found, in words that never go beyond its numbers: the self-test's verdict,
+    what the noise estimate means, and the best method without naming a winner that the held-out
+    pairs cannot tell apart."""
+    b = run_summary["best_method"]
+    lines = noise_lines(run_summary)
     gain, ci = b.get("gain_over_baseline"), b.get("gain_ci95")
     where = "test" if b["gain_split"] == "test" else "validation (there is no test split)"
     if b["method"] == "baseline" or gain is None:
-        return [f"best method on validation: {b['method']} (valid accuracy "
+        return [*lines, f"best method on validation: {b['method']} (valid accuracy "
                 f"{b['valid_accuracy_mean']:.4f}); no denoising method beat the baseline"]
-    interval = f" (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})" if ci else ""
-    if ci and not b.get("distinguishable"):
-        return [f"no method is distinguishable from the baseline on {b['gain_pairs']} {where} "
-                f"pairs: the best on validation, {b['method']}, gains {gain:+.4f}{interval}"]
-    return [f"best method: {b['method']}, picked on validation; on {where} it gains "
-            f"{gain:+.4f} over the baseline{interval}"]
+    interval = f" (95% CI {ci[0]:+.4f} to {ci[1]:+.4f}, over pairs and seeds)" if ci else ""
+    if supported_method(run_summary) == "baseline":
+        lines.append(f"no method is distinguishable from the baseline on {b.get('gain_pairs')} "
+                     f"{where} pairs: the best on validation, {b['method']}, gains "
+                     f"{gain:+.4f}{interval}")
+    else:
+        lines.append(f"best method: {b['method']}, picked on validation; on {where} it gains "
+                     f"{gain:+.4f} over the baseline{interval}")
+    share = b.get("pick_share")
+    if share is not None and share < 0.5:
+        lines.append(f"the pick itself is uncertain: {b['method']} is best in only {share:.0%} "
+                     f"of bootstrap resamples of the validation pairs")
+    return lines
 
 
-def next_steps(res: RunOutput) -> list[str]:
-    """Where to look next, and the export command for the picked method."""
+def next_steps(res: RunOutput, run_summary: dict[str, Any]) -> list[str]:
+    """Where to look next, and an export command only for what the numbers support."""
     lines = ["", "next:"]
     if "report" in res.outputs:
         lines.append(f"  open {res.outputs['report']}")
-    lines.append(f"  rewardlab export {res.out_dir} -o cleaned.jsonl   "
-                 f"# training pairs with {res.best_method['method']} applied, for TRL")
+    method = supported_method(run_summary)
+    if method == "baseline":
+        lines.append(f"  rewardlab export {res.out_dir} -o pairs.jsonl --method baseline   "
+                     f"# the training pairs as labelled: no method earned a change")
+    else:
+        lines.append(f"  rewardlab export {res.out_dir} -o cleaned.jsonl --method {method}   "
+                     f"# training pairs with {method} applied, for TRL")
+    if not run_summary.get("instrument", {}).get("ok", True):
+        lines.append("  the ensemble is too weak on this data to name wrong labels: read the "
+                     "README's 'Which instrument' before acting on its ranks")
     return lines

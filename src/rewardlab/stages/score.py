@@ -20,6 +20,7 @@ import numpy as np
 
 from rewardlab.config import (
     CommonConfig,
+    ConfigError,
     InputConfig,
     LoadConfig,
     ModelPathConfig,
@@ -95,6 +96,8 @@ def score_command(*, model_path: ModelPathConfig, data: InputConfig, load: LoadC
     out = output.out_path
     if not out.name.endswith((".parquet", ".jsonl")):
         raise ValueError(f"-o {out}: write to a .parquet or .jsonl file")
+    if out.is_dir() or (out.exists() and not score.overwrite):
+        raise ConfigError(f"-o/--out: {out} already exists; pass --overwrite to replace it")
     kind = detect_input_kind(data.data, mapping=load.map)
     if kind == "pairs":
         ds, report = read_preferences(data.data, **load.read_kwargs())
@@ -106,6 +109,10 @@ def score_command(*, model_path: ModelPathConfig, data: InputConfig, load: LoadC
     scorer = EnsembleScorer.load(model_path.model_dir, penalty=uncertainty.uncertainty_penalty,
                                  progress=not common.quiet)
     progress = not common.quiet
+    if scorer.members == 1:
+        lines.append("warning: the model has one member (M=1): no uncertainty, so reward_std is "
+                     "0 and reward_uwo and reward_min equal reward_mean; train an ensemble "
+                     "(--members, or run's --final-members) for them to mean anything")
     if kind == "pairs":
         columns = _pair_columns(scorer, ds, chunk=score.chunk, progress=progress)
         accuracy = float((columns["delta_mean"] > 0).mean()) if len(ds) else float("nan")
@@ -137,9 +144,6 @@ def serve_command(*, model_path: ModelPathConfig, uncertainty: UncertaintyConfig
     # No progress bars: the model would draw one per request.
     scorer = EnsembleScorer.load(model_path.model_dir, penalty=uncertainty.uncertainty_penalty,
                                  progress=False, feature_cache=False)
-    log.info("serving %s (M=%d, %s backend) on http://%s:%d; /get_reward returns %s",
-             model_path.model_dir, scorer.members, scorer.backend, serve.host, serve.port,
-             serve.reward)
     info = run_server(scorer, serve, quiet=common.quiet)
     b = info["batching"]
     return CommandResult([f"stopped ({', '.join(info['stopped_by']) or 'server exit'}): served "

@@ -44,6 +44,7 @@ from rewardlab.config import (
     config_dict,
 )
 from rewardlab.files import read_json, write_json
+from rewardlab.gauge import instrument_summary
 from rewardlab.launch import Ranks
 from rewardlab.layout import RunLayout
 from rewardlab.models import (
@@ -55,7 +56,7 @@ from rewardlab.models import (
     prepare_pairs,
 )
 from rewardlab.models.processes import encode_before_training
-from rewardlab.noise import inject_flips
+from rewardlab.noise import flips_by_id, inject_flips
 from rewardlab.seeds import derive_seed
 from rewardlab.stages.command import CommandResult
 from rewardlab.stages.parallel import (
@@ -68,9 +69,10 @@ from rewardlab.stages.parallel import (
 )
 from rewardlab.stages.tables import write_pairs_table
 from rewardlab.strength import (
+    NoiseFloor,
     auroc,
     categorize,
-    estimate_noise_rate,
+    fit_noise_floor,
     strength_groups,
     strength_ranks,
     strength_statistics,
@@ -78,7 +80,8 @@ from rewardlab.strength import (
 )
 
 __all__ = ["EnsembleRun", "StrengthOutput", "assign_folds", "ensemble_deltas", "ensemble_run",
-           "plan_jobs", "run_strength", "strength_columns", "strength_command"]
+           "noise_floor", "noise_lines", "plan_jobs", "run_strength", "self_test",
+           "strength_columns", "strength_command", "wants_self_test"]
 
 log = logging.getLogger("rewardlab")
 
@@ -181,12 +184,14 @@ def ensemble_deltas(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfi
 
 
 def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
-                 layout: RunLayout | None = None, progress: bool = True) -> EnsembleRun:
+                 layout: RunLayout | None = None, progress: bool = True,
+                 desc: str = "strength") -> EnsembleRun:
     """Δ ``[M, N]`` of an M-member ensemble, by the chosen scheme, resuming finished jobs.
 
     Finished jobs are kept under ``layout``'s partial folder (none without a layout). Pairs whose
     chosen equals rejected carry no preference: they are left out of every loss but still scored
-    (their Δ is 0 for any model). With ``--parallel members`` under a launcher, each rank runs
+    (their Δ is 0 for any model). ``desc`` names the work on the progress bar. With
+    ``--parallel members`` under a launcher, each rank runs
     its own jobs and every rank gathers all of them (:mod:`rewardlab.stages.parallel`).
     """
     from tqdm.auto import tqdm
@@ -197,7 +202,7 @@ def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
                  int(identical.sum()))
     jobs = plan_jobs(list(pairs.prompt), members=model.members, scheme=strength.scheme,
                      folds=strength.folds, seed=model.seed,
-                     joint=backend_class(model.backend).trains_members_jointly)
+                     joint=trains_jointly(model))
     partial = None
     if layout is not None:
         partial = layout.partial_dir(_fingerprint(pairs, model, strength))
@@ -210,7 +215,7 @@ def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
     ranks = Ranks.from_env() if model.finetune.parallel == "members" else Ranks()
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="job",
                disable=not progress or not ranks.is_main,
-               desc=f"strength ({strength.scheme}, M={model.members})")
+               desc=f"{desc} ({strength.scheme}, M={model.members})")
     records: dict[int, dict[str, Any]] = {}
     run_jobs(jobs, todo, run=_job_runner(pairs, identical, model, records, progress),
              delta=delta, partial=partial, ranks=ranks, on_done=lambda: bar.update(1))
@@ -227,6 +232,18 @@ def ensemble_run(pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
                        job_log)
 
 
+def trains_jointly(model: ModelConfig) -> bool:
+    """Whether one job trains all M members: the backend trains them together, or the members
+    are coupled (``--diversity nuclear``: each member's term reads the earlier members)."""
+    return backend_class(model.backend).trains_members_jointly or model.diversity == "nuclear"
+
+
+def member_label(job: Job, members: int) -> str:
+    """What job ``job``'s training progress bar calls its member, out of the ensemble's
+    ``members``: "member 3/4" when it trains one (each backend's own default otherwise)."""
+    return f"member {job.members[0] + 1}/{members}" if len(job.members) == 1 else ""
+
+
 def _job_runner(pairs: Pairs, identical: np.ndarray, model: ModelConfig,
                 records: dict[int, dict[str, Any]], progress: bool) -> Callable[[Job], JobOutcome]:
     """Train and score one job; the pairs are prepared once, at the first job run here."""
@@ -237,7 +254,7 @@ def _job_runner(pairs: Pairs, identical: np.ndarray, model: ModelConfig,
             prepared.append(prepare_pairs(model, pairs, progress=progress))
         data = prepared[0]
         cfg = dataclasses.replace(model, members=len(job.members), seed=job.seed)
-        rm = build_reward_model(cfg, progress=progress)
+        rm = build_reward_model(cfg, progress=progress, label=member_label(job, model.members))
         train = job.train[~identical[job.train]]
         # A tie kept with --ties half trains towards 0.5: the per-pair target reaches the loss.
         fit = rm.fit(data.subset(train).inputs,
@@ -266,7 +283,8 @@ def strength_columns(delta: np.ndarray, strength: StrengthConfig,
 
     Pairs with chosen == rejected (``identical``, ``[N]`` bool) carry no preference: they are
     left out before ranking, so they never pile into one strength group, and their rank, group
-    and category are null.
+    and category are null. Callers pass kept ties (target 0.5) here too: a tie has no direction,
+    so a low Δ on it says nothing about a wrong label.
     """
     stats = strength_statistics(delta)
     ok = ~np.asarray(identical, dtype=bool)
@@ -331,6 +349,41 @@ def agreement_summary(mean: np.ndarray, columns: dict[str, list[Any]]) -> dict[s
     }
 
 
+def wants_self_test(model: ModelConfig, strength: StrengthConfig) -> bool:
+    """Whether the strength stage runs the self-test: as asked, else where it is cheap. A
+    backend that trains its M members jointly on cached features (embedding) pays about K jobs
+    of seconds for it; one that fine-tunes a network per member would pay K·M trainings."""
+    if strength.no_self_test or strength.self_test:
+        return strength.self_test
+    return backend_class(model.backend).trains_members_jointly
+
+
+def self_test(ds: Any, pairs: Pairs, *, model: ModelConfig, strength: StrengthConfig,
+              layout: RunLayout | None, progress: bool = True) -> dict[str, Any]:
+    """The gauge: flip ``strength.self_test_rate`` of the labels (by id, its own seed),
+    measure cross-fitted strength on that copy with the same ensemble, and score how well low û
+    finds the flips (:func:`rewardlab.gauge.instrument_summary`).
+
+    The copy flips a label through its target (1 - t) rather than by swapping texts, so the
+    backend's prepared inputs and feature cache serve it unchanged. Pairs that carry no
+    direction (chosen == rejected, kept ties) are neither flipped nor scored.
+    """
+    t = pairs.label_target
+    eligible = ~pairs.identical() & (t != 0.5)
+    seed = derive_seed(model.seed, "self-test")
+    flip = flips_by_id(list(ds["id"]), strength.self_test_rate, seed=seed) & eligible
+    copy = dataclasses.replace(pairs, target=np.where(flip, 1.0 - t, t))
+    cfg = dataclasses.replace(model, seed=seed)  # members apart from the strength ensemble's
+    crossfit = dataclasses.replace(strength, scheme="crossfit")
+    delta = ensemble_run(copy, model=cfg, strength=crossfit, layout=layout, progress=progress,
+                         desc="self-test").delta
+    u = np.where(flip, -1.0, 1.0) * delta.mean(axis=0)  # û as labelled in the copy
+    out = instrument_summary(u[eligible], flip[eligible], rate=strength.self_test_rate,
+                             seed=seed)
+    log.info("self-test: %s", out["verdict"])
+    return {"folds": strength.folds, "members": model.members, **out}
+
+
 @dataclass
 class StrengthOutput:
     """What the strength stage wrote."""
@@ -353,9 +406,10 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
                             progress=progress)
     delta = ensemble.delta
     identical = pairs.identical()
-    cols = strength_columns(delta, strength, identical)
+    ties = (pairs.label_target == 0.5) & ~identical  # kept ties (--ties half): no direction
+    cols = strength_columns(delta, strength, identical | ties)
     write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
-    ok = ~identical
+    ok = ~(identical | ties)
     stats = strength_statistics(delta[:, ok])
     summary: dict[str, Any] = {
         "n": len(pairs), "members": model.members, "scheme": strength.scheme,
@@ -363,15 +417,23 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
         "backend": model.backend, "model": model.model, "seed": model.seed,
         "categories": strength.categories,
         "identical_pairs_left_out": int(identical.sum()),
+        "ties_left_out": int(ties.sum()),
         # Over-long pairs are cut (never dropped); how many, and how, when the backend counts.
         "truncation": ensemble.truncation,
         "jobs": ensemble.jobs,
         **summarize_strength(stats, np.asarray(cols["strength_group"], dtype=object)[ok],
                              np.asarray(cols["category"], dtype=object)[ok]),
-        # What flip@auto would flip; meaningful for cross-fitted strength, where a model never
-        # scores a pair it trained on.
-        "estimated_noise_rate": estimate_noise_rate(stats.mean),
     }
+    if wants_self_test(model, strength):
+        summary["instrument"] = self_test(ds, pairs, model=model, strength=strength,
+                                          layout=layout, progress=progress)
+    floor = dataclasses.replace(fit_noise_floor(stats.mean),
+                                instrument_ok=summary.get("instrument", {}).get("ok"))
+    # What flip@auto would flip (0 without evidence, or when the self-test found the ensemble
+    # blind); meaningful for cross-fitted strength, where a model never scores a pair it
+    # trained on. "noise" says which of "estimated", "clean" and "no evidence" holds.
+    summary["estimated_noise_rate"] = floor.rate
+    summary["noise"] = floor.to_dict()
     names = ds.column_names
     if "injected_flip" in names:
         summary["detection"] = detection_summary(
@@ -409,8 +471,40 @@ def strength_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig,
     s = res.summary
     lines = [f"{s['n']} pairs, M={s['members']} ({s['scheme']}): "
              f"{s['fraction_negative']:.1%} have mean strength < 0"]
+    lines += report.problem_lines()  # skips, ties and warnings: shown even with --quiet
+    if s["ties_left_out"]:
+        lines.append(f"{s['ties_left_out']} kept ties have no direction: left out of ranks, "
+                     "groups, categories and the fractions above")
     if "detection" in s:
         lines.append(f"injected flips found with AUROC {s['detection']['auroc']:.3f}")
+    lines += noise_lines(s)
     outputs = {"strength": res.parquet, "strength (jsonl)": res.jsonl,
                "summary": res.summary_path}
     return CommandResult(lines, outputs, res)
+
+
+def noise_floor(summary: dict[str, Any] | None) -> NoiseFloor | None:
+    """The noise floor a strength summary recorded, with the self-test's verdict (``None`` for
+    a summary from before the floor was recorded: the plan then fits û alone)."""
+    if not summary or "noise" not in summary:
+        return None
+    return NoiseFloor.from_dict(summary["noise"])
+
+
+def noise_lines(summary: dict[str, Any]) -> list[str]:
+    """The self-test's verdict and what the noise estimate means, for a command's output."""
+    lines = []
+    if "instrument" in summary:
+        lines.append(summary["instrument"]["verdict"])
+    noise = summary.get("noise")
+    if noise is None:
+        return lines
+    if noise["status"] == "estimated":
+        lines.append(f"estimated share of wrong labels: {noise['rate']:.3f}")
+    elif noise["status"] == "clean":
+        lines.append("no evidence of wrong labels, from an ensemble that passed its self-test")
+    else:
+        lines.append("estimated noise rate 0 means no evidence, not clean data: "
+                     + ("the ensemble is too weak to tell" if noise["instrument_ok"] is False
+                        else "the ensemble was not self-tested"))
+    return lines

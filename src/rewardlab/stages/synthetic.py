@@ -30,7 +30,7 @@ def synthetic_command(*, data: InputConfig, load: LoadConfig, model: ModelConfig
     from rewardlab.synthetic import make_synthetic
 
     ds, _ = read_preferences(data.data, **{**load.read_kwargs(), "drop_suspicious": True})
-    enc = get_encoder(model.model, max_length=model.max_length, pooling=model.embedding.pooling,
+    enc = get_encoder(model.model, max_length=model.max_length, pooling=model.embedding_pooling,
                       batch_size=model.encode_batch_size,
                       cache_dir=model.embedding.cache_dir or default_cache_dir(),
                       progress=not common.quiet)

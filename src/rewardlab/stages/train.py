@@ -20,9 +20,10 @@ from rewardlab.config import (
     NoiseConfig,
     OutputConfig,
     SplitConfig,
+    TrainConfig,
     config_dict,
 )
-from rewardlab.denoise import DenoisePlan, resolve_plan, training_set
+from rewardlab.denoise import DenoisePlan, bind_floor, resolve_plan, training_set
 from rewardlab.evaluation import preference_metrics
 from rewardlab.files import write_json
 from rewardlab.layout import TrainLayout
@@ -35,7 +36,7 @@ from rewardlab.models import (
     load_reward_model,
 )
 from rewardlab.stages.command import CommandResult
-from rewardlab.stages.denoising import strength_for_training
+from rewardlab.stages.denoising import strength_floor, strength_for_training
 from rewardlab.stages.prepare import prepare_data
 
 __all__ = [
@@ -108,9 +109,10 @@ def evaluate_model(model: RewardModel, ds: Any) -> dict[str, Any]:
 
 def run_train(train_ds: Any, held_out: dict[str, Any], *, model: ModelConfig, plan: DenoisePlan,
               strength_mean: np.ndarray | None, out: TrainLayout, progress: bool = True,
-              extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train, evaluate on train and on each non-empty held-out split (``{"valid": ds, "test":
-    ds}``), and write the model and its metrics under ``out``."""
+              extra: dict[str, Any] | None = None, score_train: bool = False) -> dict[str, Any]:
+    """Train, evaluate on each non-empty held-out split (``{"valid": ds, "test": ds}``) and,
+    with ``score_train``, on the training pairs too, and write the model and its metrics under
+    ``out``."""
     outcome = train_reward_model(Pairs.from_dataset(train_ds), model=model, plan=plan,
                                  strength_mean=strength_mean, progress=progress)
     outcome.model.save(out.model_dir)
@@ -120,8 +122,9 @@ def run_train(train_ds: Any, held_out: dict[str, Any], *, model: ModelConfig, pl
         # No wall-clock seconds: the same seed must write the same bytes.
         "fit": {"train_loss": outcome.fit.train_loss, "steps": outcome.fit.steps,
                 "truncation": outcome.fit.truncation},
-        "train": evaluate_model(outcome.model, train_ds),
     }
+    if score_train:
+        metrics["train"] = evaluate_model(outcome.model, train_ds)
     for name, ds in held_out.items():
         if ds is not None and len(ds):
             metrics[name] = evaluate_model(outcome.model, ds)
@@ -132,17 +135,18 @@ def run_train(train_ds: Any, held_out: dict[str, Any], *, model: ModelConfig, pl
 
 
 def train_command(*, data: InputConfig, load: LoadConfig, split: SplitConfig, model: ModelConfig,
-                  noise: NoiseConfig, denoise: DenoiseConfig, output: OutputConfig,
-                  common: CommonConfig) -> CommandResult:
+                  noise: NoiseConfig, denoise: DenoiseConfig, train: TrainConfig,
+                  output: OutputConfig, common: CommonConfig) -> CommandResult:
     """``rewardlab train``: one (denoised) reward model, evaluated on the validation pairs."""
     prep = prepare_data(data.data, load=load, split=split, seed=model.seed, noise=noise)
-    plan = plan_from_config(denoise)
     u = strength_for_training(prep, strength_file=denoise.strength_file,
                               allow_overlap=denoise.allow_overlap)
+    floor = strength_floor(denoise.strength_file) if denoise.strength_file else None
+    plan = bind_floor(plan_from_config(denoise), floor)
     out = TrainLayout(output.folder())
     metrics = run_train(prep.train, {"valid": prep.valid, "test": prep.test}, model=model,
                         plan=plan, strength_mean=u, out=out, progress=not common.quiet,
-                        extra={"data": prep.report})
+                        extra={"data": prep.report}, score_train=train.score_train)
     lines = [f"{name} accuracy {metrics[name]['accuracy']:.4f} on {metrics[name]['n']} pairs"
              for name in ("valid", "test") if name in metrics]
     return CommandResult(lines, {"model": out.model_dir, "metrics": out.metrics_json}, metrics)
