@@ -286,6 +286,14 @@ class EmbeddingConfig:
     """Embedding backend: fit the whitening PCA on at most this many training texts (a seeded
     uniform sample beyond it); 0 uses every training text, streamed.
     """
+    features: Literal["separate", "joint", "joint-response"] = "separate"
+    """Embedding backend: what the frozen encoder reads. 'separate' encodes each distinct prompt
+    and response on its own (cheapest); 'joint' encodes each prompt + response as one sequence
+    (the prompt keeps its end, the response its start), so the pooled vector sees how the
+    response answers the prompt, and the heads read it where the response vector was;
+    'joint-response' pools only the response's tokens of that sequence. Each has its own cache.
+    """
+
     def __post_init__(self) -> None:
         _check_literals(self)
         _at_least(self, 1, "hidden")

@@ -5,9 +5,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_encoder import tiny_encoder
 
 from rewardlab.models.base import Pairs
 from tiny_models import build_tiny_gpt2, build_tiny_llama, make_toy_pairs
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder_and_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A tiny random encoder (``model``) and a feature cache (``cache``), the module's own."""
+    return {"model": str(tiny_encoder(tmp_path_factory.mktemp("tiny"))),
+            "cache": str(tmp_path_factory.mktemp("cache"))}
 
 
 @pytest.fixture

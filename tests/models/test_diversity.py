@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_encoder import tiny_encoder
 
 import rewardlab.models.embedding as embedding
 from rewardlab.config import EmbeddingConfig, ModelConfig
@@ -22,10 +21,9 @@ _TINY: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+def tiny(tiny_encoder_and_cache: dict[str, str]) -> str:
     """A tiny random encoder and a feature cache of this module's own."""
-    _TINY["model"] = str(tiny_encoder(tmp_path_factory.mktemp("tiny")))
-    _TINY["cache"] = str(tmp_path_factory.mktemp("cache"))
+    _TINY.update(tiny_encoder_and_cache)
     return _TINY["model"]
 
 

@@ -48,10 +48,10 @@ def test_matches_plain_transformers_mean_pooling(tmp_path: Path) -> None:
 def test_prompt_truncation_keeps_the_end(tmp_path: Path) -> None:
     enc = _encoder(tmp_path, max_length=16)
     long_prompt = "start " * 50 + "the final question is about cats"
-    ids = enc._tokenize([long_prompt], "prompt")[0]
+    ids = enc._tokenize([long_prompt], "prompt")[0][0]
     text = enc.tokenizer.decode(ids, skip_special_tokens=True)
     assert text.endswith("the final question is about cats") and len(ids) == 16
-    ids_r = enc._tokenize([long_prompt], "response")[0]
+    ids_r = enc._tokenize([long_prompt], "response")[0][0]
     assert enc.tokenizer.decode(ids_r, skip_special_tokens=True).startswith("start start")
 
 

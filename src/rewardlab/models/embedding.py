@@ -60,7 +60,8 @@ class EmbeddingRewardModel:
 
     ``enc`` is the frozen backbone (cached pooled vectors); ``features`` optionally projects them
     with a whitening PCA fitted on the training texts (``--proj-dim``), then builds
-    ``[p, r, p⊙r, log-length]``; ``head_m`` is member m's MLP.
+    ``[p, r, p⊙r, log-length]``; ``head_m`` is member m's MLP. With ``--features joint``,
+    ``r = enc(x + y)``: the response read after its prompt in one sequence.
     """
 
     trains_members_jointly = True
@@ -109,15 +110,17 @@ class EmbeddingRewardModel:
         """The settings that decide the frozen vectors (not the weights' hash: that costs a
         read of the weights, and the model name already pins them within one process)."""
         c, e = self.config, self.config.embedding
+        joint = "" if e.features == "separate" else f"|{e.features}"  # separate: as it was
         return (f"{c.model}|{c.max_length}|{c.embedding_pooling}|{e.encoder_precision}|"
-                f"{e.feature_dtype}")
+                f"{e.feature_dtype}{joint}")
 
     # -- features -----------------------------------------------------------------------------
     def prepare(self, pairs: Pairs) -> PairVectors:
         """Frozen encodings of ``pairs``, streamed from the disk cache (encoding what is missing)
         into an on-disk store; see :mod:`rewardlab.models.features`."""
         return encode_pairs(self.encoder, pairs, dtype=self.config.embedding.feature_dtype,
-                            folder=self.scratch, key=self.encoder_key)
+                            folder=self.scratch, key=self.encoder_key,
+                            features=self.config.embedding.features)
 
     def vectors(self, data: Pairs | PairVectors) -> PairVectors:
         """``data`` as encodings: prepared vectors pass through (after a settings check)."""
@@ -292,7 +295,9 @@ class EmbeddingRewardModel:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         enc = self.encoder
         p = self._project(enc.encode(list(prompts), side="prompt").vectors)
-        r = enc.encode(list(responses), side="response")
+        features = self.config.embedding.features
+        r = (enc.encode(list(responses), side="response") if features == "separate" else
+             enc.encode(list(zip(prompts, responses, strict=True)), side=features))
         x = pair_features(p, self._project(r.vectors), r.tokens,
                           kind=self.config.embedding.head_features)
         self.heads.eval()

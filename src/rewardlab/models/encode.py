@@ -33,11 +33,18 @@ import torch
 from rewardlab.files import atomic_path
 
 __all__ = ["DamagedShard", "Encoded", "FeatureCache", "TextEncoder", "default_cache_dir",
-           "get_encoder", "text_keys"]
+           "get_encoder", "joint_keys", "keys_of", "text_keys"]
 
 log = logging.getLogger("rewardlab")
 
-Side = Literal["prompt", "response"]
+Side = Literal["prompt", "response", "joint", "joint-response"]
+"""Which texts a vector is of: a prompt (keeps its end), a response (keeps its start), or a
+(prompt, response) pair read as one sequence (``--features joint``; cut as the finetune backend
+cuts its inputs, :func:`rewardlab.models.text.encode_prompt_response`), pooled over all its
+tokens (``joint``) or over the response's tokens only (``joint-response``)."""
+JOINT_SIDES = ("joint", "joint-response")
+Text = str | tuple[str, str]
+"""What is encoded: one text, or (prompt, response) for the joint side."""
 KEY = np.dtype("V16")
 """A text's cache key: 16 bytes of BLAKE2b, as one numpy item (sortable, searchable)."""
 CHECKSUM = "rewardlab.blake2b"
@@ -61,6 +68,18 @@ def text_key(text: str) -> bytes:
 def text_keys(texts: Iterable[str]) -> np.ndarray:
     """Content keys ``[n]`` (dtype :data:`KEY`) of ``texts``, in order."""
     return np.frombuffer(b"".join(map(text_key, texts)), dtype=KEY)
+
+
+def joint_keys(pairs: Iterable[tuple[str, str]]) -> np.ndarray:
+    """Content keys ``[n]`` of (prompt, response) pairs; the prompt's length leads the hashed
+    text, so no split of the same characters into another pair shares a key."""
+    return text_keys(f"{len(p)}:{p}{r}" for p, r in pairs)
+
+
+def keys_of(texts: Sequence[Text], side: Side) -> np.ndarray:
+    """Content keys ``[n]`` of ``texts`` of ``side`` (pairs on the joint side)."""
+    return (joint_keys(texts) if side in JOINT_SIDES  # type: ignore[arg-type]
+            else text_keys(texts))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -452,14 +471,14 @@ class TextEncoder:
         return self._caches[side]
 
     # -- encoding ---------------------------------------------------------------------------
-    def encode(self, texts: Sequence[str], *, side: Side = "response") -> Encoded:
-        """Pooled vectors of ``texts`` (``[n, D]``, row i for ``texts[i]``) and token counts,
-        in memory (for few texts: the embedding backend streams many through
-        :mod:`rewardlab.models.features` instead).
+    def encode(self, texts: Sequence[Text], *, side: Side = "response") -> Encoded:
+        """Pooled vectors of ``texts`` (``[n, D]``, row i for ``texts[i]``; (prompt, response)
+        pairs on the joint side) and token counts, in memory (for few texts: the embedding
+        backend streams many through :mod:`rewardlab.models.features` instead).
 
         Each distinct text is looked up in the cache and encoded only when missing.
         """
-        keys = text_keys(texts)
+        keys = keys_of(texts, side)
         if not len(keys):
             return Encoded(torch.zeros(0, 0), torch.zeros(0, dtype=torch.int32))
         unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
@@ -473,7 +492,7 @@ class TextEncoder:
         inverse = inverse.reshape(-1)
         return Encoded(torch.from_numpy(vectors[inverse]), torch.from_numpy(tokens[inverse]))
 
-    def fetch(self, keys: np.ndarray, text_of: Callable[[np.ndarray], list[str]], *, side: Side,
+    def fetch(self, keys: np.ndarray, text_of: Callable[[np.ndarray], list[Text]], *, side: Side,
               sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> None:
         """Hand the vector and token count of each of ``keys`` (distinct) to ``sink(positions,
         vectors, tokens)``: from the cache, encoding what is missing or damaged
@@ -492,7 +511,7 @@ class TextEncoder:
         raise RuntimeError(f"feature cache {cache.folder}: {len(todo)} texts could not be read "
                            f"back after encoding them; is the disk full or failing?")
 
-    def encode_missing(self, keys: np.ndarray, text_of: Callable[[np.ndarray], list[str]], *,
+    def encode_missing(self, keys: np.ndarray, text_of: Callable[[np.ndarray], list[Text]], *,
                        side: Side, sink: Callable[..., None] | None = None,
                        positions: np.ndarray | None = None) -> int:
         """Encode those of ``keys`` (distinct) not in the cache, into the cache, and return how
@@ -514,23 +533,51 @@ class TextEncoder:
         bar.close()
         return len(positions)
 
-    def _tokenize(self, texts: list[str], side: Side) -> list[list[int]]:
+    def _tokenize(self, texts: list[Text], side: Side) -> tuple[list[list[int]], np.ndarray,
+                                                                np.ndarray]:
+        """Token ids of ``texts`` (special tokens included, at most ``max_length``), the
+        token count ``[n]`` each is cached with, and where pooling starts in each ``[n]``.
+
+        The count is the whole text's, or on the joint sides the response's share (its kept
+        tokens and the closing special token), so that the length feature is the response's
+        length under any ``--features``. Pooling starts at 0, or on the ``joint-response`` side
+        at the response's first token.
+        """
+        if side in JOINT_SIDES:
+            ids, counts, starts = self._tokenize_joint(texts)  # type: ignore[arg-type]
+            return ids, counts, starts if side == "joint-response" else np.zeros_like(starts)
         tok = self.tokenizer
         old = tok.truncation_side
         # Prompts keep their end: the last turns are what the response answers.
         tok.truncation_side = "left" if side == "prompt" else "right"
         try:
-            return tok(texts, truncation=True, max_length=self.max_length,
-                       add_special_tokens=True)["input_ids"]
+            ids = tok(texts, truncation=True, max_length=self.max_length,
+                      add_special_tokens=True)["input_ids"]
         finally:
             tok.truncation_side = old
+        return ids, np.array([len(x) for x in ids], dtype=np.int32), np.zeros(len(ids), np.int32)
+
+    def _tokenize_joint(self, pairs: list[tuple[str, str]]) -> tuple[list[list[int]],
+                                                                      np.ndarray, np.ndarray]:
+        """(prompt, response) pairs as one sequence each, cut as the finetune backend cuts
+        them: the response keeps its start, the prompt fills what is left with its end."""
+        from rewardlab.models.text import encode_prompt_response, is_decoder_only
+
+        # Token types are not passed to the backbone (all zero): the sentence encoder was
+        # trained on single sequences, so the pair reads as one text with a separator.
+        enc = encode_prompt_response(self.tokenizer, [p for p, _ in pairs],
+                                     [r for _, r in pairs], max_length=self.max_length,
+                                     pair_format=not is_decoder_only(self.model.config))
+        starts = np.array([e.prompt_end for e in enc], dtype=np.int32)
+        return ([e.input_ids for e in enc],
+                np.array([len(e) for e in enc], dtype=np.int32) - starts, starts)
 
     @torch.inference_mode()
-    def _run_backbone(self, texts: list[str], *, side: Side, keys: np.ndarray,
+    def _run_backbone(self, texts: list[Text], *, side: Side, keys: np.ndarray,
                       cache: FeatureCache | None, bar: _EncodeProgress,
                       flush_every: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """Encode one chunk of texts; every ``flush_every`` texts become a cache shard."""
-        ids = self._tokenize(texts, side)
+        ids, counts, starts = self._tokenize(texts, side)
         lengths = np.array([len(x) for x in ids], dtype=np.int32)
         order = np.argsort(-lengths, kind="stable")  # longest first: memory peaks early
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -541,17 +588,19 @@ class TextEncoder:
             size = max(1, min(self.batch_size, self.tokens_per_batch // max(longest, 1)))
             batch = order[start:start + size]
             start += size
-            out[batch] = self._forward([ids[i] for i in batch])
+            out[batch] = (self._forward([ids[i] for i in batch]) if not starts.any() else
+                          self._forward([ids[i] for i in batch], pool_from=starts[batch]))
             done.extend(batch.tolist())
             bar.update(len(batch), int(lengths[batch].sum()))
             if cache is not None and (len(done) >= flush_every or start >= len(order)):
-                cache.put(keys[done], out[done], lengths[done])
+                cache.put(keys[done], out[done], counts[done])
                 done = []
         self.encoded_count += len(texts)
-        return out, lengths
+        return out, counts
 
-    def _forward(self, ids: list[list[int]]) -> np.ndarray:
-        """Pooled vectors ``[B, D]`` of one batch of token id lists (right-padded)."""
+    def _forward(self, ids: list[list[int]], pool_from: np.ndarray | None = None) -> np.ndarray:
+        """Pooled vectors ``[B, D]`` of one batch of token id lists (right-padded), pooled over
+        each row's tokens from ``pool_from`` ``[B]`` on (all of them by default)."""
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.tokenizer.pad_token_id or 0,
                                dtype=torch.long)
@@ -562,6 +611,10 @@ class TextEncoder:
         mask = mask.to(self.device)
         hidden = self.model(input_ids=input_ids.to(self.device),
                             attention_mask=mask).last_hidden_state
+        if pool_from is not None:  # every token attends to all, only the response's pool
+            before = torch.arange(width, device=self.device) < torch.from_numpy(
+                pool_from).to(self.device).unsqueeze(1)
+            mask = mask.masked_fill(before, 0)
         return self._pool(hidden, mask).float().cpu().numpy()
 
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -569,7 +622,8 @@ class TextEncoder:
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "last":
-            last = mask.sum(dim=1) - 1  # right padding: the last real token
+            # Right padding: the last real token (pooling may skip a prefix, never the end).
+            last = mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from rewardlab.models.base import Pairs, as_index
-from rewardlab.models.encode import Side, TextEncoder, text_keys
+from rewardlab.models.encode import Side, Text, TextEncoder, joint_keys, text_keys
 from rewardlab.models.heads import pair_features
 
 __all__ = ["DistinctTexts", "PairRows", "PairVectors", "VectorStore", "batch_features",
-           "distinct_texts", "encode_pairs", "project_store", "projection_moments"]
+           "distinct_texts", "encode_pairs", "feature_sides", "project_store",
+           "projection_moments"]
 
 WINDOW_BYTES = 16 << 20
 """Bytes of a store read or mapped at once: the most any streamed pass holds in RAM."""
@@ -186,12 +187,13 @@ def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class DistinctTexts:
     """The distinct texts of one truncation side of N pairs, in first-seen order: their cache
     ``keys`` ``[u]``, the position among them of every occurrence's text (``rows``), and
-    ``text_of(positions)`` giving the texts themselves (read from the pairs only when needed)."""
+    ``text_of(positions)`` giving the texts themselves (read from the pairs only when needed;
+    (prompt, response) pairs on the joint side)."""
 
     side: Side
     keys: np.ndarray
     rows: np.ndarray
-    text_of: Callable[[np.ndarray], list[str]]
+    text_of: Callable[[np.ndarray], list[Text]]
 
 
 def distinct_texts(pairs: Pairs) -> tuple[DistinctTexts, DistinctTexts]:
@@ -212,17 +214,41 @@ def distinct_texts(pairs: Pairs) -> tuple[DistinctTexts, DistinctTexts]:
             DistinctTexts("response", r_keys, r_rows, responses))
 
 
+def distinct_joint(pairs: Pairs, side: Side) -> DistinctTexts:
+    """The distinct (prompt, response) pairs of the ``2N`` pair sides (chosen, then rejected),
+    each one text of ``side`` (a joint side)."""
+    n = len(pairs)
+
+    def text(i: int) -> tuple[str, str]:
+        return pairs.prompt[i % n], (pairs.chosen[i] if i < n else pairs.rejected[i - n])
+
+    keys, first, rows = _first_seen(joint_keys(text(i) for i in range(2 * n)))
+    return DistinctTexts(side, keys, rows, lambda idx: [text(int(first[i])) for i in idx])
+
+
+def feature_sides(pairs: Pairs, *, features: str) -> tuple[DistinctTexts, DistinctTexts]:
+    """What the embedding backend encodes of ``pairs`` under ``--features``: the distinct
+    prompts, and the distinct responses (``separate``) or (prompt, response) sides (``joint``,
+    ``joint-response``: also the name of their side)."""
+    prompts, responses = distinct_texts(pairs)
+    if features == "separate":
+        return prompts, responses
+    return prompts, distinct_joint(pairs, features)  # type: ignore[arg-type]
+
+
 def encode_pairs(encoder: TextEncoder, pairs: Pairs, *, dtype: str, folder: Path,
-                 key: str) -> PairVectors:
+                 key: str, features: str = "separate") -> PairVectors:
     """:class:`PairVectors` of ``pairs``: every distinct text's vector, from the cache (encoded
     when missing), streamed into a new store under ``folder``.
 
     Prompts and responses are separate texts (their truncation sides differ). Store rows are
     the distinct prompts, then the distinct responses, each in first-seen order, so the store,
     and everything computed from it, depends on the pairs alone, not on the cache's shard layout.
+    With ``features`` joint the response rows are (prompt, response) read as one sequence
+    instead (``chosen`` and ``rejected`` point at them; the prompt rows stay the prompt's own).
     """
     n = len(pairs)
-    prompts, responses = distinct_texts(pairs)
+    prompts, responses = feature_sides(pairs, features=features)
     offset = len(prompts.keys)
     store = VectorStore(offset + len(responses.keys), encoder.dim, dtype, folder)
     tokens = np.zeros(len(responses.keys), np.int32)
@@ -234,7 +260,8 @@ def encode_pairs(encoder: TextEncoder, pairs: Pairs, *, dtype: str, folder: Path
     with store.writer() as write:
         encoder.fetch(prompts.keys, prompts.text_of, side="prompt",
                       sink=lambda pos, v, t: write(pos, v))
-        encoder.fetch(responses.keys, responses.text_of, side="response", sink=responses_sink)
+        encoder.fetch(responses.keys, responses.text_of, side=responses.side,
+                      sink=responses_sink)
     rows = offset + responses.rows.astype(np.int64)
     r_rows = responses.rows
     return PairVectors(store, prompts.rows.astype(np.int64), rows[:n], rows[n:],

@@ -24,7 +24,7 @@ import torch
 from rewardlab.config import ModelConfig
 from rewardlab.models.base import Pairs
 from rewardlab.models.embedding import EmbeddingRewardModel
-from rewardlab.models.features import distinct_texts
+from rewardlab.models.features import feature_sides
 
 __all__ = ["ProcessShare", "encode_before_training", "encode_in_processes", "launched_processes"]
 
@@ -79,7 +79,7 @@ def encode_in_processes(config: ModelConfig, pairs: Pairs, *, progress: bool) ->
         config = dataclasses.replace(config, device=str(state.device))
     model = EmbeddingRewardModel(config, progress=progress and state.is_main_process)
     encoder = model.encoder
-    sides = distinct_texts(pairs)
+    sides = feature_sides(pairs, features=config.embedding.features)
     state.wait_for_everyone()  # every process reads the cache before any process writes to it
     todo = {d.side: np.flatnonzero(encoder.cache(d.side).locate(d.keys)[:, 0] < 0)
             for d in sides}
