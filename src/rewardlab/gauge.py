@@ -28,12 +28,12 @@ __all__ = ["INSTRUMENT_MIN_AUROC", "auroc_interval", "instrument_summary", "inst
 
 INSTRUMENT_MIN_AUROC = 0.70
 """The self-test passes when the lower end of the 95% interval of its detection AUROC reaches
-this. Why 0.70: on the data measured (BENCHMARKS.md, "The gauge"), ensembles at AUROC 0.5-0.6
-(frozen MiniLM on HH-RLHF and PandaLM) never turned a cut into a test gain, while those at 0.85
-and above (the semi-synthetic set) did; 0.70 is where the lowest 10% of û hold about three times
-the chance share of known flips at a 10% flip rate, so a flipped pair in the cut is more often a
-wrong label than a hard one. The interval's lower end, not the point, so that small data must
-show it with confidence."""
+this. Why 0.70 (BENCHMARKS.md, "The gauge"): frozen MiniLM read 0.53-0.69 on human labels
+(HH-RLHF, PandaLM), where the noise floor found no evidence and no method beat the baseline beyond
+the seed noise, and 0.86-0.88 on the semi-synthetic set, where the cuts recover part of the loss.
+Any threshold between about 0.63 and 0.83 separates them; at 0.70 the lowest 10% of û hold about
+2.6 times the chance share of known flips at a 10% flip rate (binormal reading). The interval's
+lower end, not the point, so that small data must show it with confidence."""
 
 
 def auroc_interval(scores: np.ndarray, labels: np.ndarray, *, samples: int = 400,

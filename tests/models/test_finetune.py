@@ -306,10 +306,10 @@ def _state_hash(model: torch.nn.Module) -> str:
 def _ddp_main(model_dir: str, out_dir: str) -> None:
     """Run under ``accelerate launch``: train on 16 pairs, record what this rank saw and ended
     with in ``out_dir/rank{r}.json``, and save the model to ``out_dir/model``."""
-    import rewardlab.models.finetune as finetune
+    import rewardlab.models.batches as batches
 
     seen: list[int] = []
-    original = finetune.pair_deltas
+    original = batches.pair_deltas  # what the training step's PairScorer calls
 
     def recording(model: torch.nn.Module, batch: dict[str, torch.Tensor],
                   pooling: str = "head") -> torch.Tensor:
@@ -317,7 +317,7 @@ def _ddp_main(model_dir: str, out_dir: str) -> None:
             seen.extend(batch["index"].tolist())
         return original(model, batch, pooling)
 
-    finetune.pair_deltas = recording
+    batches.pair_deltas = recording
     rm = FinetuneRewardModel(tiny_config(model_dir, epochs=1, batch_size=4), progress=False)
     result = rm.fit(toy_pairs(16, 0))
     rank = int(os.environ["RANK"])

@@ -244,10 +244,10 @@ def seed_correct(cols: dict[str, list[Any]], split: str, method: str) -> np.ndar
 def instrument_section(summary: dict[str, Any]) -> dict[str, Any]:
     """What run.json keeps of the strength summary's self-test and noise floor (the verdict
     lines read them from there)."""
-    keep = ("auroc", "auroc_ci95", "ok", "verdict", "enrichment_lowest_20")
+    keep = ("auroc", "auroc_ci95", "ok", "verdict", "enrichment_lowest_20", "skipped")
     out: dict[str, Any] = {}
     if "instrument" in summary:
-        out["instrument"] = {k: summary["instrument"][k] for k in keep}
+        out["instrument"] = {k: v for k, v in summary["instrument"].items() if k in keep}
     if "noise" in summary:
         out["noise"] = summary["noise"]
     return out
@@ -317,7 +317,7 @@ def next_steps(res: RunOutput, run_summary: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"  rewardlab export {res.out_dir} -o cleaned.jsonl --method {method}   "
                      f"# training pairs with {method} applied, for TRL")
-    if not run_summary.get("instrument", {}).get("ok", True):
+    if run_summary.get("instrument", {}).get("ok") is False:
         lines.append("  the ensemble is too weak on this data to name wrong labels: read the "
                      "README's 'Which instrument' before acting on its ranks")
     return lines

@@ -367,12 +367,21 @@ def self_test(ds: Any, pairs: Pairs, *, model: ModelConfig, strength: StrengthCo
               layout: RunLayout | None, progress: bool = True) -> dict[str, Any]:
     """The gauge: flip ``strength.self_test_rate`` of the labels (by id, its own seed),
     measure cross-fitted strength on that copy with the same ensemble, and score how well low û
-    finds the flips (:func:`rewardlab.gauge.instrument_summary`).
+    finds the flips (:func:`rewardlab.gauge.instrument_summary`). With fewer distinct prompts
+    than ``--folds`` it uses one fold per prompt; with a single prompt it cannot cross-fit and
+    says so (``skipped``) instead of failing the command.
 
     The copy flips a label through its target (1 - t) rather than by swapping texts, so the
     backend's prepared inputs and feature cache serve it unchanged. Pairs that carry no
     direction (chosen == rejected, kept ties) are neither flipped nor scored.
     """
+    prompts = len(set(pairs.prompt))
+    if prompts < 2:  # cross-fitting needs two prompt groups at least
+        reason = (f"skipped: cross-fitting needs at least 2 distinct prompts, and the data has "
+                  f"{prompts}")
+        log.warning("self-test %s; the ensemble's ranks are unverified", reason)
+        return {"skipped": reason, "ok": None}
+    strength = dataclasses.replace(strength, folds=min(strength.folds, prompts))
     t = pairs.label_target
     eligible = ~pairs.identical() & (t != 0.5)
     seed = derive_seed(model.seed, "self-test")
@@ -499,8 +508,9 @@ def noise_floor(summary: dict[str, Any] | None) -> NoiseFloor | None:
 def noise_lines(summary: dict[str, Any]) -> list[str]:
     """The self-test's verdict and what the noise estimate means, for a command's output."""
     lines = []
-    if "instrument" in summary:
-        lines.append(summary["instrument"]["verdict"])
+    inst = summary.get("instrument") or {}
+    if "verdict" in inst or "skipped" in inst:
+        lines.append(inst.get("verdict") or f"self-test {inst['skipped']}")
     noise = summary.get("noise")
     if noise is None:
         return lines
