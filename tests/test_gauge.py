@@ -67,14 +67,14 @@ def test_floor_round_trips_through_a_dict() -> None:
 
 def test_flip_and_soft_at_posterior_by_hand() -> None:
     floor = NoiseFloor(eta=0.2, slope=2.0, evidence=100.0, n=1000)
-    u = np.array([-2.0, -0.5, 0.0, 1.0])
-    p = floor.posterior(u)  # > 0.5 where û < logit(0.2)/2 = -0.693
+    u = np.array([-2.0, -1.0, -0.5, 0.0, 1.0])
+    p = floor.posterior(u)  # > 0.5 where û < logit(0.2)/2 = -0.693; P(-1) = σ(0.614) = 0.649
     flip = denoise(u, bind_floor(resolve_plan("flip@posterior"), floor))
-    assert flip.flipped.tolist() == [True, False, False, False]
-    assert flip.target.tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert flip.flipped.tolist() == [True, True, False, False, False]
+    assert flip.target.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
     soft = denoise(u, bind_floor(resolve_plan("soft@posterior"), floor),
-                   label_target=np.array([1.0, 1.0, 0.5, 1.0]))
-    np.testing.assert_allclose(soft.target, [1 - p[0], 1 - p[1], 0.5, 1 - p[3]])
+                   label_target=np.array([1.0, 1.0, 1.0, 0.5, 1.0]))
+    np.testing.assert_allclose(soft.target, [1 - p[0], 1 - p[1], 1 - p[2], 0.5, 1 - p[4]])
     assert soft.counts()["noise"] == "estimated"
 
 
