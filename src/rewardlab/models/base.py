@@ -93,6 +93,11 @@ class Pairs:
         training stage leaves them out of the loss (they still get scored: Δ is 0 for them)."""
         return np.array([c == r for c, r in zip(self.chosen, self.rejected)], dtype=bool)
 
+    def ties(self) -> np.ndarray:
+        """``[N]`` bool: ties kept with ``--ties half`` (target 0.5). Like identical pairs they
+        carry no direction, so no rank, group, cut or self-test flip may count them."""
+        return self.label_target == 0.5
+
     def digest(self) -> str:
         """Content hash of every text, in order: identifies exactly these pairs."""
         h = hashlib.blake2b(digest_size=10)

@@ -64,7 +64,7 @@ def _group_index(train: PreparedPairs, strength_mean: np.ndarray) -> tuple[np.nd
     direction were left out before ranking: identical pairs (chosen == rejected; all have
     û = 0, and would pile into one group) and kept ties (target 0.5), as in the strength
     stage."""
-    ok = ~train.pairs.identical() & (train.pairs.label_target != 0.5)
+    ok = ~train.pairs.identical() & ~train.pairs.ties()
     if ok.sum() < N_GROUPS:
         raise ValueError(f"groups needs at least {N_GROUPS} training pairs that carry a "
                          f"preference (one per strength group); this split has {int(ok.sum())}"

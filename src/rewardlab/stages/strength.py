@@ -383,7 +383,7 @@ def self_test(ds: Any, pairs: Pairs, *, model: ModelConfig, strength: StrengthCo
         return {"skipped": reason, "ok": None}
     strength = dataclasses.replace(strength, folds=min(strength.folds, prompts))
     t = pairs.label_target
-    eligible = ~pairs.identical() & (t != 0.5)
+    eligible = ~pairs.identical() & ~pairs.ties()
     seed = derive_seed(model.seed, "self-test")
     flip = flips_by_id(list(ds["id"]), strength.self_test_rate, seed=seed) & eligible
     copy = dataclasses.replace(pairs, target=np.where(flip, 1.0 - t, t))
@@ -420,7 +420,7 @@ def run_strength(ds: Any, *, model: ModelConfig, strength: StrengthConfig, layou
                             progress=progress)
     delta = ensemble.delta
     identical = pairs.identical()
-    ties = (pairs.label_target == 0.5) & ~identical  # kept ties (--ties half): no direction
+    ties = pairs.ties() & ~identical
     cols = strength_columns(delta, strength, identical | ties)
     write_pairs_table(ds, cols, layout.strength_parquet, layout.strength_jsonl)
     ok = ~(identical | ties)
