@@ -381,21 +381,21 @@ def self_test(ds: Any, pairs: Pairs, *, model: ModelConfig, strength: StrengthCo
                   f"{prompts}")
         log.warning("self-test %s; the ensemble's ranks are unverified", reason)
         return {"skipped": reason, "ok": None}
-    strength = dataclasses.replace(strength, folds=min(strength.folds, prompts))
     t = pairs.label_target
     eligible = ~pairs.identical() & ~pairs.ties()
     seed = derive_seed(model.seed, "self-test")
     flip = flips_by_id(list(ds["id"]), strength.self_test_rate, seed=seed) & eligible
     copy = dataclasses.replace(pairs, target=np.where(flip, 1.0 - t, t))
     cfg = dataclasses.replace(model, seed=seed)  # members apart from the strength ensemble's
-    crossfit = dataclasses.replace(strength, scheme="crossfit")
+    crossfit = dataclasses.replace(strength, scheme="crossfit",
+                                   folds=min(strength.folds, prompts))
     delta = ensemble_run(copy, model=cfg, strength=crossfit, layout=layout, progress=progress,
                          desc="self-test").delta
     u = np.where(flip, -1.0, 1.0) * delta.mean(axis=0)  # û as labelled in the copy
     out = instrument_summary(u[eligible], flip[eligible], rate=strength.self_test_rate,
                              seed=seed)
     log.info("self-test: %s", out["verdict"])
-    return {"folds": strength.folds, "members": model.members, **out}
+    return {"folds": crossfit.folds, "members": model.members, **out}
 
 
 @dataclass
